@@ -1,0 +1,154 @@
+// The CPU backend: dtype dispatch, threading, and the fixed-order reduction of the prelu weight
+// gradient. The element loops themselves are in activation_kernel.h, one build per instruction set.
+
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "activation_ops.h"
+#include "cpu/capability.h"
+
+namespace actx {
+namespace cpu {
+namespace {
+
+template <class scalar_t>
+struct StorageOf {
+  using type = scalar_t;
+};
+template <>
+struct StorageOf<c10::Half> {
+  using type = Half16;
+};
+template <>
+struct StorageOf<c10::BFloat16> {
+  using type = BFloat16;
+};
+
+// Elements per task of the elementwise loops (ATen's grain size).
+constexpr int64_t kGrain = 32768;
+// Runs of one weight shorter than this are slow in the broadcast loop...
+constexpr int64_t kMinRun = 64;
+// ...so they become per-element weights, a pattern repeated to at least this length.
+constexpr int64_t kMinPeriod = 256;
+// The most per-element weights built that way.
+constexpr int64_t kMaxExpandedWeights = int64_t{1} << 20;
+// The most partial sums of the weight gradient held at once (chunks x period).
+constexpr int64_t kMaxPartials = int64_t{1} << 24;
+
+int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
+
+// The weights as the loops read them, with what it takes to fold a gradient back to channels.
+template <class acc_t>
+struct LoopWeights {
+  const acc_t* data = nullptr;
+  int64_t channels = 1;
+  int64_t inner = 1;
+  std::vector<acc_t> expanded; // owns `data` when short runs became per-element weights
+  acc_t slope = 0;             // owns `data` for leaky_relu
+};
+
+template <class acc_t>
+void prepare_weights(const ElementwiseCall& call, LoopWeights<acc_t>& lw) {
+  if (!call.weight.defined()) {
+    lw.slope = call.slope.to<acc_t>();
+    lw.data = &lw.slope;
+    lw.channels = 1;
+    lw.inner = call.inner;
+    return;
+  }
+  lw.data = call.weight.const_data_ptr<acc_t>();
+  lw.channels = call.channels;
+  lw.inner = call.inner;
+  const int64_t period = call.channels * call.inner;
+  const bool short_runs = call.inner > 1 ? call.inner < kMinRun : call.channels < kMinPeriod;
+  if (short_runs && period <= kMaxExpandedWeights) {
+    // Element i uses w[(i / inner) % channels] == expanded[i % (period * repeat)].
+    const int64_t repeat = std::max<int64_t>(1, ceil_div(kMinPeriod, period));
+    lw.expanded.resize(period * repeat);
+    for (size_t j = 0; j < lw.expanded.size(); ++j) {
+      lw.expanded[j] = lw.data[(static_cast<int64_t>(j) / call.inner) % call.channels];
+    }
+    lw.data = lw.expanded.data();
+    lw.channels = static_cast<int64_t>(lw.expanded.size());
+    lw.inner = 1;
+  }
+}
+
+struct CpuBackend {
+  static constexpr bool kComputes = true;
+
+  static void forward(const ElementwiseCall& call) {
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, call.self.scalar_type(), "actx_cpu_forward", [&] {
+      using T = typename StorageOf<scalar_t>::type;
+      using acc_t = compute_t<T>;
+      LoopWeights<acc_t> lw;
+      prepare_weights(call, lw);
+      const auto* x = reinterpret_cast<const T*>(call.self.const_data_ptr<scalar_t>());
+      auto* out = reinterpret_cast<T*>(call.out.data_ptr<scalar_t>());
+      const auto& kernels = kernels_for<T>(active_kernels());
+      at::parallel_for(0, call.out.numel(), kGrain, [&](int64_t begin, int64_t end) {
+        kernels.forward(x, lw.data, out, Span{lw.channels, lw.inner, begin, end});
+      });
+    });
+  }
+
+  static void backward(const ElementwiseCall& call) {
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, call.self.scalar_type(), "actx_cpu_backward", [&] {
+      using T = typename StorageOf<scalar_t>::type;
+      using acc_t = compute_t<T>;
+      LoopWeights<acc_t> lw;
+      prepare_weights(call, lw);
+      const auto* g = reinterpret_cast<const T*>(call.grad_output.const_data_ptr<scalar_t>());
+      const auto* x = reinterpret_cast<const T*>(call.self.const_data_ptr<scalar_t>());
+      auto* gx = reinterpret_cast<T*>(call.out.data_ptr<scalar_t>());
+      const auto& kernels = kernels_for<T>(active_kernels());
+      const int64_t n = call.out.numel();
+      if (!call.grad_weight.defined()) {
+        at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
+          kernels.backward(g, x, lw.data, gx, nullptr, Span{lw.channels, lw.inner, begin, end});
+        });
+        return;
+      }
+      // One pass computes grad_input and per-chunk partial sums of the weight gradient. Chunks
+      // depend on the sizes alone, and partials are added in chunk order, so the result is the
+      // same bits for every thread count.
+      const int64_t period = lw.channels;
+      int64_t chunk = std::max(kGrain, ceil_div(n, 256));
+      if (ceil_div(n, chunk) * period > kMaxPartials) {
+        chunk = ceil_div(n, std::max<int64_t>(1, kMaxPartials / period));
+      }
+      const int64_t chunks = ceil_div(n, chunk);
+      std::vector<acc_t> partials(static_cast<size_t>(chunks * period), acc_t(0));
+      at::parallel_for(0, chunks, 1, [&](int64_t first, int64_t last) {
+        for (int64_t k = first; k < last; ++k) {
+          const Span span{lw.channels, lw.inner, k * chunk, std::min(n, (k + 1) * chunk)};
+          kernels.backward(g, x, lw.data, gx, partials.data() + k * period, span);
+        }
+      });
+      acc_t* grad_weight = call.grad_weight.data_ptr<acc_t>();
+      for (int64_t j = 0; j < period; ++j) {
+        double sum = 0;
+        for (int64_t k = 0; k < chunks; ++k) {
+          sum += partials[k * period + j];
+        }
+        // Expanded weights fold back onto their channel.
+        const int64_t channel = lw.expanded.empty() ? j : (j / call.inner) % call.channels;
+        grad_weight[channel] += static_cast<acc_t>(sum);
+      }
+    });
+  }
+};
+
+} // namespace
+} // namespace cpu
+} // namespace actx
+
+TORCH_LIBRARY_IMPL(actx, CPU, m) {
+  actx::register_backend<actx::cpu::CpuBackend>(m);
+}

@@ -1,0 +1,172 @@
+// The element loops of every actx operator, written once and compiled once per instruction set.
+// Include it after a vec_*.h header, inside the namespace of that instruction set; that header
+// defines, for each storage type T, a vector type Vec<T> (kLanes lanes of compute_t<T>) with
+//   load(const T*), load(const compute_t<T>*), store(T*, V), store(compute_t<T>*, V),
+//   V::broadcast(c), V::zero(), operator*, operator+, positive(V) -> mask,
+//   select(mask, V if_true, V if_false), reduce_add(V) -> compute_t<T>.
+// The scalar instruction set defines the same with one lane, so each formula below is written
+// once for scalars and vectors alike.
+
+// No include guard: included once per instruction set, in different namespaces.
+
+// ---- The formulas (torch's own: x > 0 picks the input, NaN and -0.0 take the slope branch) ----
+
+template <class V>
+inline V activation(V x, V slope) {
+  return select(positive(x), x, x * slope);
+}
+
+template <class V>
+inline V activation_grad(V grad, V x, V slope) {
+  return select(positive(x), grad, grad * slope);
+}
+
+template <class V>
+inline V slope_grad(V grad, V x) {
+  return select(positive(x), V::zero(), x * grad);
+}
+
+// ---- Loops ----
+
+// A vector from fewer than kLanes elements (the rest zero), and its store back.
+template <class V, class T>
+inline V load_partial(const T* p, int64_t n) {
+  T buffer[V::kLanes] = {};
+  for (int64_t k = 0; k < n; ++k) {
+    buffer[k] = p[k];
+  }
+  return load(buffer);
+}
+
+template <class V, class T>
+inline void store_partial(T* p, V v, int64_t n) {
+  T buffer[V::kLanes];
+  store(buffer, v);
+  for (int64_t k = 0; k < n; ++k) {
+    p[k] = buffer[k];
+  }
+}
+
+// Calls body(i, len, c, per_element) for runs [i, i + len) of span: with inner > 1 a run shares
+// the one weight w[c]; with inner == 1 a run is part of a row, and element i + k uses w[c + k].
+template <class Body>
+inline void for_each_run(Span s, Body body) {
+  int64_t i = s.begin;
+  while (i < s.end) {
+    if (s.inner == 1) {
+      const int64_t c = i % s.channels;
+      const int64_t len = s.end - i < s.channels - c ? s.end - i : s.channels - c;
+      body(i, len, c, true);
+      i += len;
+    } else {
+      const int64_t c = (i / s.inner) % s.channels;
+      const int64_t left_in_run = s.inner - i % s.inner;
+      const int64_t len = s.end - i < left_in_run ? s.end - i : left_in_run;
+      body(i, len, c, false);
+      i += len;
+    }
+  }
+}
+
+template <class T>
+void forward_kernel(const T* x, const compute_t<T>* w, T* out, Span span) {
+  using V = Vec<T>;
+  constexpr int64_t L = V::kLanes;
+  for_each_run(span, [&](int64_t i, int64_t len, int64_t c, bool per_element) {
+    const T* xi = x + i;
+    T* oi = out + i;
+    int64_t k = 0;
+    if (per_element) {
+      const compute_t<T>* wc = w + c;
+      for (; k + L <= len; k += L) {
+        store(oi + k, activation(load(xi + k), load(wc + k)));
+      }
+      if (k < len) {
+        store_partial(oi + k, activation(load_partial<V>(xi + k, len - k), load_partial<V>(wc + k, len - k)), len - k);
+      }
+    } else {
+      const V slope = V::broadcast(w[c]);
+      for (; k + L <= len; k += L) {
+        store(oi + k, activation(load(xi + k), slope));
+      }
+      if (k < len) {
+        store_partial(oi + k, activation(load_partial<V>(xi + k, len - k), slope), len - k);
+      }
+    }
+  });
+}
+
+template <class T, bool kWeightGrad>
+void backward_loop(const T* g, const T* x, const compute_t<T>* w, T* gx, compute_t<T>* gw, Span span) {
+  using V = Vec<T>;
+  constexpr int64_t L = V::kLanes;
+  for_each_run(span, [&](int64_t i, int64_t len, int64_t c, bool per_element) {
+    const T* gi = g + i;
+    const T* xi = x + i;
+    T* gxi = gx + i;
+    int64_t k = 0;
+    if (per_element) {
+      const compute_t<T>* wc = w + c;
+      compute_t<T>* gwc = gw + c;
+      for (; k + L <= len; k += L) {
+        const V gv = load(gi + k);
+        const V xv = load(xi + k);
+        store(gxi + k, activation_grad(gv, xv, load(wc + k)));
+        if (kWeightGrad) {
+          store(gwc + k, load(gwc + k) + slope_grad(gv, xv));
+        }
+      }
+      if (k < len) {
+        const int64_t n = len - k;
+        const V gv = load_partial<V>(gi + k, n);
+        const V xv = load_partial<V>(xi + k, n);
+        store_partial(gxi + k, activation_grad(gv, xv, load_partial<V>(wc + k, n)), n);
+        if (kWeightGrad) {
+          store_partial(gwc + k, load_partial<V>(gwc + k, n) + slope_grad(gv, xv), n);
+        }
+      }
+    } else {
+      const V slope = V::broadcast(w[c]);
+      V sum = V::zero();
+      for (; k + L <= len; k += L) {
+        const V gv = load(gi + k);
+        const V xv = load(xi + k);
+        store(gxi + k, activation_grad(gv, xv, slope));
+        if (kWeightGrad) {
+          sum = sum + slope_grad(gv, xv);
+        }
+      }
+      if (k < len) {
+        const int64_t n = len - k;
+        const V gv = load_partial<V>(gi + k, n);
+        const V xv = load_partial<V>(xi + k, n);
+        store_partial(gxi + k, activation_grad(gv, xv, slope), n);
+        if (kWeightGrad) {
+          sum = sum + slope_grad(gv, xv); // the zero padding adds zeros
+        }
+      }
+      if (kWeightGrad) {
+        gw[c] += reduce_add(sum);
+      }
+    }
+  });
+}
+
+template <class T>
+void backward_kernel(const T* g, const T* x, const compute_t<T>* w, T* gx, compute_t<T>* gw, Span span) {
+  if (gw != nullptr) {
+    backward_loop<T, true>(g, x, w, gx, gw, span);
+  } else {
+    backward_loop<T, false>(g, x, w, gx, gw, span);
+  }
+}
+
+template <class T>
+constexpr Kernels<T> kernels() {
+  return Kernels<T>{&forward_kernel<T>, &backward_kernel<T>};
+}
+
+const KernelTable* kernel_table() {
+  static const KernelTable table{kernels<float>(), kernels<double>(), kernels<Half16>(), kernels<BFloat16>()};
+  return &table;
+}

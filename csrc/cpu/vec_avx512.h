@@ -1,0 +1,115 @@
+#pragma once
+
+// 512-bit vectors for AVX-512 (F, BW, VL, DQ): 16 floats or 8 doubles. Only compiled inside
+// kernels_avx512.cpp, whose functions all carry the avx512 target.
+
+#include <immintrin.h>
+
+#include "cpu/kernel_table.h"
+
+namespace actx {
+namespace cpu {
+namespace avx512 {
+
+struct VecF {
+  static constexpr int64_t kLanes = 16;
+  __m512 v;
+  static VecF broadcast(float c) {
+    return {_mm512_set1_ps(c)};
+  }
+  static VecF zero() {
+    return {_mm512_setzero_ps()};
+  }
+};
+struct VecD {
+  static constexpr int64_t kLanes = 8;
+  __m512d v;
+  static VecD broadcast(double c) {
+    return {_mm512_set1_pd(c)};
+  }
+  static VecD zero() {
+    return {_mm512_setzero_pd()};
+  }
+};
+
+// Comparison results are bit masks: __mmask16 for floats, __mmask8 for doubles.
+inline VecF operator*(VecF a, VecF b) {
+  return {_mm512_mul_ps(a.v, b.v)};
+}
+inline VecF operator+(VecF a, VecF b) {
+  return {_mm512_add_ps(a.v, b.v)};
+}
+inline __mmask16 positive(VecF a) {
+  return _mm512_cmp_ps_mask(a.v, _mm512_setzero_ps(), _CMP_GT_OQ);
+}
+inline VecF select(__mmask16 m, VecF a, VecF b) {
+  return {_mm512_mask_blend_ps(m, b.v, a.v)};
+}
+inline float reduce_add(VecF a) {
+  return _mm512_reduce_add_ps(a.v);
+}
+
+inline VecD operator*(VecD a, VecD b) {
+  return {_mm512_mul_pd(a.v, b.v)};
+}
+inline VecD operator+(VecD a, VecD b) {
+  return {_mm512_add_pd(a.v, b.v)};
+}
+inline __mmask8 positive(VecD a) {
+  return _mm512_cmp_pd_mask(a.v, _mm512_setzero_pd(), _CMP_GT_OQ);
+}
+inline VecD select(__mmask8 m, VecD a, VecD b) {
+  return {_mm512_mask_blend_pd(m, b.v, a.v)};
+}
+inline double reduce_add(VecD a) {
+  return _mm512_reduce_add_pd(a.v);
+}
+
+template <class T>
+struct VecOf {
+  using type = VecF;
+};
+template <>
+struct VecOf<double> {
+  using type = VecD;
+};
+template <class T>
+using Vec = typename VecOf<T>::type;
+
+inline VecF load(const float* p) {
+  return {_mm512_loadu_ps(p)};
+}
+inline VecD load(const double* p) {
+  return {_mm512_loadu_pd(p)};
+}
+inline VecF load(const Half16* p) {
+  return {_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)))};
+}
+inline VecF load(const BFloat16* p) {
+  const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  return {_mm512_castsi512_ps(_mm512_slli_epi32(wide, 16))};
+}
+inline void store(float* p, VecF v) {
+  _mm512_storeu_ps(p, v.v);
+}
+inline void store(double* p, VecD v) {
+  _mm512_storeu_pd(p, v.v);
+}
+inline void store(Half16* p, VecF v) {
+  _mm256_storeu_si256(
+      reinterpret_cast<__m256i*>(p), _mm512_cvtps_ph(v.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+// Round to nearest even, as c10::BFloat16 does (NaN becomes 0x7FC0).
+inline void store(BFloat16* p, VecF v) {
+  const __m512i bits = _mm512_castps_si512(v.v);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+  const __m512i bias = _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF));
+  __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(bits, bias), 16);
+  const __mmask16 is_number = _mm512_cmp_ps_mask(v.v, v.v, _CMP_ORD_Q);
+  rounded = _mm512_mask_blend_epi32(is_number, _mm512_set1_epi32(0x7FC0), rounded);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(rounded));
+}
+
+} // namespace avx512
+} // namespace cpu
+} // namespace actx

@@ -1,0 +1,79 @@
+#pragma once
+
+// One-lane "vectors" for the scalar instruction set: the portable fallback, built with the
+// compiler's baseline flags. Half types convert through c10's own routines, so the scalar path
+// rounds exactly as PyTorch does.
+
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+
+#include "cpu/kernel_table.h"
+
+namespace actx {
+namespace cpu {
+namespace scalar {
+
+template <class C>
+struct Lane {
+  static constexpr int64_t kLanes = 1;
+  C v;
+  static Lane broadcast(C c) {
+    return {c};
+  }
+  static Lane zero() {
+    return {C(0)};
+  }
+};
+
+template <class C>
+inline Lane<C> operator*(Lane<C> a, Lane<C> b) {
+  return {a.v * b.v};
+}
+template <class C>
+inline Lane<C> operator+(Lane<C> a, Lane<C> b) {
+  return {a.v + b.v};
+}
+template <class C>
+inline bool positive(Lane<C> a) {
+  return a.v > C(0);
+}
+template <class C>
+inline Lane<C> select(bool m, Lane<C> a, Lane<C> b) {
+  return m ? a : b;
+}
+template <class C>
+inline C reduce_add(Lane<C> a) {
+  return a.v;
+}
+
+template <class T>
+using Vec = Lane<compute_t<T>>;
+
+inline Lane<float> load(const float* p) {
+  return {*p};
+}
+inline Lane<double> load(const double* p) {
+  return {*p};
+}
+inline Lane<float> load(const Half16* p) {
+  return {static_cast<float>(c10::Half(p->bits, c10::Half::from_bits()))};
+}
+inline Lane<float> load(const BFloat16* p) {
+  return {static_cast<float>(c10::BFloat16(p->bits, c10::BFloat16::from_bits()))};
+}
+inline void store(float* p, Lane<float> v) {
+  *p = v.v;
+}
+inline void store(double* p, Lane<double> v) {
+  *p = v.v;
+}
+inline void store(Half16* p, Lane<float> v) {
+  p->bits = c10::Half(v.v).x;
+}
+inline void store(BFloat16* p, Lane<float> v) {
+  p->bits = c10::BFloat16(v.v).x;
+}
+
+} // namespace scalar
+} // namespace cpu
+} // namespace actx

@@ -1,0 +1,44 @@
+// Functionalization of the in-place operator: torch.compile and torch.export trace programs
+// without mutation, and cannot functionalize a custom operator that returns an alias of its input
+// by themselves. As ATen's generated kernels do for its own in-place operators, leaky_relu_ on a
+// functional tensor becomes the out-of-place leaky_relu, whose result replaces the tensor's value.
+
+#include <ATen/FunctionalTensorWrapper.h>
+#include <ATen/MemoryOverlap.h>
+#include <ATen/core/LegacyTypeDispatch.h>
+#include <torch/library.h>
+
+#include "actx/actx.h"
+
+namespace actx {
+namespace {
+
+at::Tensor& leaky_relu__functionalize(at::Tensor& self, const at::Scalar& negative_slope) {
+  if (!at::functionalization::impl::isFunctionalTensor(self)) {
+    at::AutoDispatchSkipFunctionalize guard;
+    return actx::leaky_relu_(self, negative_slope);
+  }
+  at::functionalization::impl::sync(self);
+  const at::Tensor value = at::functionalization::impl::from_functional_tensor(self);
+  at::Tensor result;
+  {
+    at::AutoDispatchSkipFunctionalize guard;
+    // The in-place call's own checks first (overlapping memory), so that both paths refuse alike.
+    TORCH_CHECK(
+        at::has_internal_overlap(value) != at::MemOverlap::Yes,
+        "actx::leaky_relu_: `self` has elements that share memory (for example an expanded tensor), "
+        "so an in-place result is ill-defined; call actx::leaky_relu, or clone() `self` first");
+    result = actx::leaky_relu(value, negative_slope);
+  }
+  at::functionalization::impl::replace_(self, result);
+  at::functionalization::impl::commit_update(self);
+  at::functionalization::impl::sync(self);
+  return self;
+}
+
+} // namespace
+} // namespace actx
+
+TORCH_LIBRARY_IMPL(actx, Functionalize, m) {
+  m.impl("leaky_relu_", TORCH_FN(actx::leaky_relu__functionalize));
+}

@@ -1,0 +1,22 @@
+// Meta kernels: the same checks and output shapes, dtypes and strides as the real backends, no
+// data. They serve fake tensors (torch.compile, torch.export) and shape inference.
+
+#include <torch/library.h>
+
+#include "activation_ops.h"
+
+namespace actx {
+namespace {
+
+struct MetaBackend {
+  static constexpr bool kComputes = false;
+  static void forward(const ElementwiseCall&) {}
+  static void backward(const ElementwiseCall&) {}
+};
+
+} // namespace
+} // namespace actx
+
+TORCH_LIBRARY_IMPL(actx, Meta, m) {
+  actx::register_backend<actx::MetaBackend>(m);
+}

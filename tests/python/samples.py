@@ -1,0 +1,146 @@
+"""Sample inputs for every actx operator, and the references they are compared with.
+
+Each sample is a fresh set of tensors (never shared between tests), with the special values
+torch's own rule must handle: NaN, +-inf, +-0.0 and subnormal numbers.
+"""
+
+import dataclasses
+from typing import Callable, List, Optional, Tuple
+
+import torch
+
+DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
+
+# Shapes with their channel dim at 1, as torch's prelu reads them.
+SHAPES = [(), (0,), (1,), (37,), (3, 5), (2, 0, 3), (2, 3, 17), (2, 4, 5, 6), (2, 3, 4, 5, 3), (1, 1), (3, 70, 9)]
+
+# How an input is laid out in memory, from a contiguous tensor of the same values.
+LAYOUTS = {
+    "contiguous": lambda t: t,
+    "channels_last": lambda t: t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else None,
+    "channels_last_3d": lambda t: t.contiguous(memory_format=torch.channels_last_3d) if t.dim() == 5 else None,
+    "transposed": lambda t: t.transpose(0, -1).contiguous().transpose(0, -1) if t.dim() >= 2 else None,
+    "sliced": lambda t: torch.cat([t, t], dim=-1)[..., ::2] if t.dim() >= 1 else None,
+    "expanded": lambda t: t[..., :1].expand(t.shape) if t.dim() >= 1 and t.shape[-1] > 1 else None,
+}
+
+SLOPES = [0.01, 0.0, -0.5, 1.75, 0.25]
+
+
+def make_values(shape, dtype, generator, requires_grad=False, away_from_zero=False, specials=True):
+    """Random values with NaN, +-inf, +-0.0 and a subnormal sprinkled in (unless `specials` is False)."""
+    x = torch.randn(shape, generator=generator, dtype=torch.float64)
+    if away_from_zero:
+        # Finite differences must not straddle the kink at 0.
+        x = x.sign() * (x.abs() + 0.2)
+    elif specials and x.numel() >= 8:
+        flat = x.view(-1)
+        tiny = torch.finfo(dtype).tiny / 4 if dtype != torch.float64 else 1e-310
+        specials = torch.tensor([float("nan"), float("inf"), -float("inf"), 0.0, -0.0, -tiny, tiny, -3.0],
+                                dtype=torch.float64)
+        index = torch.randperm(flat.numel(), generator=generator)[: specials.numel()]
+        flat[index] = specials
+    return x.to(dtype).requires_grad_(requires_grad)
+
+
+@dataclasses.dataclass
+class PreluSample:
+    input: torch.Tensor
+    weight: torch.Tensor
+    # Shape the weight takes against the input in the reference (torch's [C] is [1, C, 1, ...]).
+    weight_view: Tuple[int, ...]
+    name: str
+
+
+def prelu_weight_shapes(shape) -> List[Tuple[Tuple[int, ...], Tuple[int, ...]]]:
+    """(weight shape, its broadcast view against `shape`) pairs that actx accepts."""
+    nd = len(shape)
+    pairs = [((1,), (1,) * nd), ((), (1,) * nd)]
+    if nd >= 2:
+        channel_view = tuple(shape[1] if d == 1 else 1 for d in range(nd))
+        pairs.append(((shape[1],), channel_view))
+    if nd >= 2:
+        last = (shape[-1],) if nd >= 1 else ()
+        pairs.append(((1,) + last, (1,) * (nd - 1) + last))  # [1, C] against [..., C]
+    if nd >= 3:
+        pairs.append(((shape[1],) + (1,) * (nd - 2), tuple(shape[1] if d == 1 else 1 for d in range(nd))))
+        pairs.append((tuple(shape[-2:]), (1,) * (nd - 2) + tuple(shape[-2:])))
+    if nd >= 4:
+        # Varies along dims 1 and 3: apart in memory for NCHW.
+        view = tuple(shape[d] if d in (1, 3) else 1 for d in range(nd))
+        pairs.append((view[1:], view))
+    return pairs
+
+
+def prelu_samples(dtype, generator, layouts=LAYOUTS, weight_dtype=None, shapes=SHAPES):
+    for shape in shapes:
+        base = make_values(shape, dtype, generator)
+        for layout_name, layout in layouts.items():
+            x = layout(base.clone())
+            if x is None:
+                continue
+            for w_shape, w_view in prelu_weight_shapes(shape):
+                w = (torch.rand(w_shape, generator=generator, dtype=torch.float64) * 2 - 0.5)
+                w = w.to(weight_dtype or dtype)
+                yield PreluSample(x, w, w_view, f"{shape}-{layout_name}-w{tuple(w_shape)}")
+
+
+def leaky_relu_samples(dtype, generator, layouts=LAYOUTS, shapes=SHAPES):
+    for shape in shapes:
+        base = make_values(shape, dtype, generator)
+        for layout_name, layout in layouts.items():
+            x = layout(base.clone())
+            if x is not None:
+                yield x, f"{shape}-{layout_name}"
+
+
+def prelu_reference(x: torch.Tensor, w: torch.Tensor, w_view) -> torch.Tensor:
+    """torch's formula, x > 0 ? x : w * x, rounded once to x's dtype (as torch's prelu does)."""
+    compute = torch.float64 if x.dtype == torch.float64 else torch.float32
+    xc = x.to(compute)
+    out = torch.where(xc > 0, xc, w.to(compute).reshape(w_view) * xc).to(x.dtype)
+    return out
+
+
+def assert_same_values(actual: torch.Tensor, expected: torch.Tensor):
+    """Bit for bit, -0.0 and infinities included; NaN wherever the reference has NaN."""
+    assert actual.dtype == expected.dtype, (actual.dtype, expected.dtype)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    a = actual.detach().contiguous()
+    e = expected.detach().contiguous()
+    a_nan = torch.isnan(a)
+    assert torch.equal(a_nan, torch.isnan(e)), "NaN positions differ"
+    bits = {torch.float64: torch.int64, torch.float32: torch.int32, torch.float16: torch.int16,
+            torch.bfloat16: torch.int16}[a.dtype]
+    a_bits = a.view(bits)[~a_nan]
+    e_bits = e.view(bits)[~a_nan]
+    mismatches = (a_bits != e_bits).nonzero()
+    assert mismatches.numel() == 0, (
+        f"{mismatches.numel()} values differ, e.g. {a[~a_nan][mismatches[0]]} vs {e[~a_nan][mismatches[0]]}"
+    )
+
+
+# Tolerance of a sum, relative to the sum of its terms' magnitudes, by the dtype it is kept in.
+SUM_RTOL = {torch.float64: 1e-12, torch.float32: 2e-5, torch.float16: 2e-3, torch.bfloat16: 1.6e-2}
+
+
+def assert_sum_close(actual: torch.Tensor, expected: torch.Tensor, magnitude: torch.Tensor):
+    """actual and expected are sums whose terms' magnitudes add up to `magnitude`."""
+    assert actual.shape == expected.shape and actual.dtype == expected.dtype
+    a = actual.double()
+    e = expected.double()
+    tol = SUM_RTOL[actual.dtype] * magnitude.double() + 1e-30
+    both_nan = torch.isnan(a) & torch.isnan(e)
+    ok = both_nan | ((a - e).abs() <= tol) | (a == e)
+    assert bool(ok.all()), f"max error {(a - e).abs().max()} over tolerance"
+
+
+def is_dense(t: torch.Tensor) -> bool:
+    """Whether t's elements fill a block of memory without gaps or overlap (in some dim order)."""
+    dims = sorted((s, n) for s, n in zip(t.stride(), t.shape) if n != 1)
+    expected = 1
+    for stride, size in dims:
+        if stride != expected:
+            return False
+        expected *= size
+    return True

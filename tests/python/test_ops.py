@@ -1,0 +1,293 @@
+"""actx operators against torch's built-ins: values bit for bit, gradients, layouts, every CPU
+instruction set, opcheck."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import torch_ext
+from samples import (DTYPES, is_dense, LAYOUTS, SLOPES, assert_same_values, assert_sum_close, leaky_relu_samples,
+                     make_values, prelu_reference, prelu_samples, prelu_weight_shapes)
+
+
+def supported_capabilities():
+    default = torch_ext.cpu_capability()
+    levels = []
+    for level in ["scalar", "avx2", "avx512"]:
+        try:
+            torch_ext.set_cpu_capability(level)
+            levels.append(level)
+        except RuntimeError:
+            pass
+    torch_ext.set_cpu_capability(default)
+    return levels
+
+
+ALL_LEVELS = ["scalar", "avx2", "avx512"]
+SUPPORTED = supported_capabilities()
+
+
+@pytest.fixture(params=ALL_LEVELS)
+def capability(request):
+    """Runs a test once per CPU instruction set; the ones this CPU lacks are skipped."""
+    if request.param not in SUPPORTED:
+        pytest.skip(f"this CPU does not support {request.param}")
+    default = torch_ext.cpu_capability()
+    torch_ext.set_cpu_capability(request.param)
+    yield request.param
+    torch_ext.set_cpu_capability(default)
+
+
+def generator(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def test_default_capability_is_best_supported():
+    assert torch_ext.cpu_capability() == SUPPORTED[-1]
+
+
+def test_unknown_capability_is_an_error():
+    with pytest.raises(RuntimeError, match="expected `capability` to be scalar, avx2 or avx512"):
+        torch_ext.set_cpu_capability("sse9")
+
+
+# ---- Forward values ----
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_leaky_relu_matches_torch(capability, dtype):
+    for x, name in leaky_relu_samples(dtype, generator()):
+        for slope in SLOPES:
+            expected = F.leaky_relu(x, slope)
+            actual = torch.ops.actx.leaky_relu(x, slope)
+            assert_same_values(actual, expected)
+            if is_dense(x):
+                assert actual.stride() == x.stride(), name
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_prelu_matches_torch(capability, dtype):
+    for s in prelu_samples(dtype, generator()):
+        actual = torch.ops.actx.prelu(s.input, s.weight)
+        assert_same_values(actual, prelu_reference(s.input, s.weight, s.weight_view))
+        if s.weight.dim() <= 1:  # the weights torch's prelu accepts
+            assert_same_values(actual, F.prelu(s.input, s.weight))
+        if is_dense(s.input):
+            assert actual.stride() == s.input.stride(), s.name
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_prelu_float32_weight_with_half_input(capability, dtype):
+    for s in prelu_samples(dtype, generator(), weight_dtype=torch.float32):
+        actual = torch.ops.actx.prelu(s.input, s.weight)
+        assert actual.dtype == dtype
+        assert_same_values(actual, prelu_reference(s.input, s.weight, s.weight_view))
+
+
+def test_leaky_relu_is_prelu_with_one_weight(capability):
+    x = make_values((4, 8, 33), torch.float32, generator())
+    for slope in SLOPES:
+        assert_same_values(torch.ops.actx.leaky_relu(x, slope),
+                           torch.ops.actx.prelu(x, torch.tensor([slope])))
+
+
+def test_large_and_odd_sizes_cover_vector_tails(capability):
+    # Lengths around the vector widths and the threading grain, channels of odd sizes.
+    g = generator(1)
+    for n in [1, 7, 8, 9, 15, 16, 17, 31, 33, 32768 + 5, 3 * 32768 + 1]:
+        x = make_values((n,), torch.float32, g)
+        assert_same_values(torch.ops.actx.leaky_relu(x, 0.3), F.leaky_relu(x, 0.3))
+    for shape in [(3, 3, 5, 7), (2, 19, 33, 3), (1, 700, 2, 3), (5, 3, 129)]:
+        x = make_values(shape, torch.float32, g)
+        w = torch.rand(shape[1], generator=g)
+        assert_same_values(torch.ops.actx.prelu(x, w), F.prelu(x, w))
+        if x.dim() == 4:
+            xc = x.contiguous(memory_format=torch.channels_last)
+            assert_same_values(torch.ops.actx.prelu(xc, w), F.prelu(x, w))
+
+
+# ---- Gradients ----
+
+def weight_grad_magnitude(x, grad, w_view, weight_shape):
+    """Sum over the broadcast dims of |x * grad| where x <= 0: the size of the terms of dL/dw."""
+    terms = torch.where(x.double() > 0, torch.zeros((), dtype=torch.float64), (x.double() * grad.double()).abs())
+    return terms.sum_to_size(w_view).reshape(weight_shape)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_leaky_relu_gradient_matches_torch(capability, dtype):
+    for x, name in leaky_relu_samples(dtype, generator(), layouts={k: LAYOUTS[k] for k in ["contiguous", "channels_last", "transposed"]}):
+        grad = make_values(x.shape, dtype, generator(3))
+        for slope in SLOPES:
+            x1 = x.detach().requires_grad_()
+            x2 = x.detach().requires_grad_()
+            torch.ops.actx.leaky_relu(x1, slope).backward(grad)
+            F.leaky_relu(x2, slope).backward(grad)
+            assert_same_values(x1.grad, x2.grad)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_prelu_gradients_match_torch(capability, dtype):
+    layouts = {k: LAYOUTS[k] for k in ["contiguous", "channels_last", "transposed", "sliced"]}
+    for s in prelu_samples(dtype, generator(), layouts=layouts):
+        grad = make_values(s.input.shape, dtype, generator(5))
+        x = s.input.detach().requires_grad_()
+        w = s.weight.detach().requires_grad_()
+        torch.ops.actx.prelu(x, w).backward(grad)
+        # Reference: torch's rule (x > 0 ? g : w * g, and x > 0 ? 0 : x * g summed), the sum in float64.
+        w_b = s.weight.reshape(s.weight_view)
+        compute = torch.float64 if dtype == torch.float64 else torch.float32
+        expected_gx = torch.where(s.input > 0, grad.to(compute), w_b.to(compute) * grad.to(compute))
+        assert_same_values(x.grad, expected_gx.to(dtype))
+        xd = s.input.double()
+        terms = torch.where(xd > 0, torch.zeros((), dtype=torch.float64), xd * grad.double())
+        expected_gw = terms.sum_to_size(s.weight_view).reshape(s.weight.shape)
+        magnitude = weight_grad_magnitude(s.input, grad, s.weight_view, s.weight.shape)
+        assert_sum_close(w.grad, expected_gw.to(dtype), magnitude)
+        if s.weight.dim() <= 1 and s.input.numel() > 0:
+            x2 = s.input.detach().requires_grad_()
+            w2 = s.weight.detach().requires_grad_()
+            F.prelu(x2, w2).backward(grad)
+            assert_same_values(x.grad, x2.grad)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_prelu_mixed_precision_weight_gradient_stays_float32(capability, dtype):
+    g = generator(7)
+    x = make_values((4, 6, 9, 9), dtype, g).contiguous(memory_format=torch.channels_last).requires_grad_()
+    w = torch.rand(6, generator=g, requires_grad=True)
+    grad = make_values(x.shape, dtype, generator(8))
+    torch.ops.actx.prelu(x, w).backward(grad)
+    assert w.grad.dtype == torch.float32 and x.grad.dtype == dtype
+    xd = x.detach().double()
+    expected = torch.where(xd > 0, 0.0, xd * grad.double()).sum((0, 2, 3))
+    magnitude = torch.where(xd > 0, 0.0, (xd * grad.double()).abs()).sum((0, 2, 3))
+    assert_sum_close(w.grad, expected.float(), magnitude)
+
+
+def gradcheck_inputs(shape, weight_shape, seed):
+    g = generator(seed)
+    x = make_values(shape, torch.float64, g, requires_grad=True, away_from_zero=True)
+    w = (torch.rand(weight_shape, generator=g, dtype=torch.float64) + 0.1).requires_grad_()
+    return x, w
+
+
+GRADCHECK_CASES = [((3, 4, 5), (4,)), ((2, 3, 4, 5), (1,)), ((2, 3, 4, 5), (3, 1, 1)), ((2, 3, 4, 5), (3, 1, 5)),
+                   ((6,), ()), ((), (1,)), ((4, 7), (1, 7))]
+
+
+@pytest.mark.parametrize("shape,weight_shape", GRADCHECK_CASES)
+def test_prelu_gradcheck_and_gradgradcheck(shape, weight_shape):
+    x, w = gradcheck_inputs(shape, weight_shape, 11)
+    assert torch.autograd.gradcheck(torch.ops.actx.prelu, (x, w))
+    assert torch.autograd.gradgradcheck(torch.ops.actx.prelu, (x, w))
+    xc = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_() if x.dim() == 4 else None
+    if xc is not None:
+        assert torch.autograd.gradcheck(torch.ops.actx.prelu, (xc, w))
+        assert torch.autograd.gradgradcheck(torch.ops.actx.prelu, (xc, w))
+
+
+@pytest.mark.parametrize("slope", SLOPES)
+def test_leaky_relu_gradcheck_and_gradgradcheck(slope):
+    x, _ = gradcheck_inputs((3, 4, 5), (1,), 12)
+    fn = lambda t: torch.ops.actx.leaky_relu(t, slope)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x,))
+    assert torch.autograd.gradgradcheck(fn, (x,))
+
+
+def test_double_backward_matches_torch():
+    x, w = gradcheck_inputs((2, 3, 4, 5), (3,), 13)
+    for fn_actx, fn_torch in [(torch.ops.actx.prelu, F.prelu),
+                              (lambda a, b: torch.ops.actx.leaky_relu(a, 0.2) * b.sum(),
+                               lambda a, b: F.leaky_relu(a, 0.2) * b.sum())]:
+        results = []
+        for fn in (fn_actx, fn_torch):
+            xx = x.detach().requires_grad_()
+            ww = w.detach().requires_grad_()
+            out = fn(xx, ww)
+            gx, gw = torch.autograd.grad((out * out).sum(), (xx, ww), create_graph=True)
+            results.append(torch.autograd.grad((gx.sin().sum() + gw.cos().sum()), (xx, ww)))
+        for a, b in zip(*results):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_prelu_weight_gradient_does_not_depend_on_thread_count():
+    g = generator(14)
+    x = make_values((8, 16, 40, 40), torch.float32, g)
+    grad = make_values(x.shape, torch.float32, generator(15))
+    w = torch.rand(16, generator=g)
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            results.append(torch.ops.actx.prelu_backward(grad, x, w))
+    finally:
+        torch.set_num_threads(threads)
+    bits = lambda t: t.view(torch.int32)  # noqa: E731  (NaN included)
+    for gx, gw in results[1:]:
+        assert torch.equal(bits(gx), bits(results[0][0]))
+        assert torch.equal(bits(gw), bits(results[0][1]))
+
+
+# ---- The backward operators called directly ----
+
+def test_backward_operators_match_torch():
+    g = generator(16)
+    x = make_values((2, 5, 6, 7), torch.float32, g)
+    grad = make_values(x.shape, torch.float32, g)
+    w = torch.rand(5, generator=g)
+    assert_same_values(torch.ops.actx.leaky_relu_backward(grad, x, 0.1, False),
+                       torch.ops.aten.leaky_relu_backward(grad, x, 0.1, False))
+    gx, gw = torch.ops.actx.prelu_backward(grad, x, w)
+    gx_ref, gw_ref = torch.ops.aten._prelu_kernel_backward(grad, x, w.reshape(1, 5, 1, 1))
+    assert_same_values(gx, gx_ref)
+    torch.testing.assert_close(gw, gw_ref.sum((0, 2, 3)), rtol=1e-5, atol=1e-5, equal_nan=True)
+
+
+# ---- Meta tensors ----
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_meta_kernels_give_shapes_dtypes_and_strides(memory_format):
+    x = torch.empty(2, 3, 4, 5, device="meta", dtype=torch.bfloat16).contiguous(memory_format=memory_format)
+    w = torch.empty(3, device="meta", dtype=torch.float32)
+    for out in (torch.ops.actx.leaky_relu(x, 0.1), torch.ops.actx.prelu(x, w),
+                torch.ops.actx.leaky_relu_backward(x, x, 0.1, False)):
+        assert out.device.type == "meta" and out.shape == x.shape and out.dtype == x.dtype
+        assert out.stride() == x.stride()
+    gx, gw = torch.ops.actx.prelu_backward(x, x, w)
+    assert gx.shape == x.shape and gw.shape == w.shape and gw.dtype == torch.float32
+    with pytest.raises(RuntimeError, match="one per channel"):
+        torch.ops.actx.prelu(x, torch.empty(4, device="meta"))
+
+
+# ---- opcheck: schema, autograd registration, fake tensors, AOT dispatch ----
+
+def finite_values(shape, dtype, g):
+    # opcheck compares eager and traced outputs with NaN != NaN: finite values only.
+    return make_values(shape, dtype, g, specials=False)
+
+
+def opcheck_samples():
+    g = generator(17)
+    for dtype in DTYPES:
+        x = finite_values((2, 3, 4, 5), dtype, g)
+        xc = x.contiguous(memory_format=torch.channels_last)
+        for t in (x, xc, finite_values((7,), dtype, g), finite_values((), dtype, g)):
+            for w_shape, _ in prelu_weight_shapes(tuple(t.shape))[:3]:
+                w = torch.rand(w_shape, generator=g).to(dtype)
+                yield "prelu", (t, w)
+                yield "prelu", (t.detach().requires_grad_(dtype in (torch.float32, torch.float64)),
+                                w.detach().requires_grad_(dtype in (torch.float32, torch.float64)))
+                yield "prelu_backward", (finite_values(t.shape, dtype, g), t, w)
+            yield "leaky_relu", (t, 0.1)
+            yield "leaky_relu", (t.detach().requires_grad_(dtype in (torch.float32, torch.float64)), -0.3)
+            yield "leaky_relu_", (t.clone(), 0.2)
+            yield "leaky_relu_backward", (finite_values(t.shape, dtype, g), t, 0.1, False)
+
+
+def test_opcheck_every_operator():
+    count = 0
+    for name, args in opcheck_samples():
+        torch.library.opcheck(getattr(torch.ops.actx, name).default, args)
+        count += 1
+    assert count > 100

@@ -1,0 +1,39 @@
+"""actx: LeakyReLU and PReLU as PyTorch operators (torch.ops.actx.*), with C++ autograd.
+
+Importing the package loads the compiled operator library; everything else here is thin typed
+wrappers and nn modules around torch.ops.actx.
+"""
+
+from pathlib import Path
+
+import torch
+
+
+def _library_path() -> Path:
+    here = Path(__file__).resolve().parent
+    candidates = sorted(here.glob("_C*.so"))
+    if not candidates:
+        raise ImportError(
+            f"actx: no compiled library (_C*.so) in {here}; build it with "
+            "`make build` (or `python setup.py build_ext --inplace`)"
+        )
+    return candidates[0]
+
+
+torch.ops.load_library(str(_library_path()))
+
+from . import nn  # noqa: E402
+from .functional import leaky_relu, leaky_relu_, prelu  # noqa: E402
+
+
+def cpu_capability() -> str:
+    """The instruction set of the CPU kernels: 'scalar', 'avx2' or 'avx512'."""
+    return torch.ops.actx._cpu_capability()
+
+
+def set_cpu_capability(capability: str) -> str:
+    """Chooses the instruction set of the CPU kernels (an error if this CPU lacks it)."""
+    return torch.ops.actx._set_cpu_capability(capability)
+
+
+__all__ = ["leaky_relu", "leaky_relu_", "prelu", "nn", "cpu_capability", "set_cpu_capability"]
