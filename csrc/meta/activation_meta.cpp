@@ -20,3 +20,24 @@ struct MetaBackend {
 TORCH_LIBRARY_IMPL(actx, Meta, m) {
   actx::register_backend<actx::MetaBackend>(m);
 }
+
+// Sparse and quantized tensors would otherwise meet the dispatcher's "Could not run" message; the
+// checks alone (no computation) give the error that names the argument and the expected layout.
+TORCH_LIBRARY_IMPL(actx, SparseCPU, m) {
+  actx::register_backend<actx::MetaBackend>(m);
+}
+TORCH_LIBRARY_IMPL(actx, SparseCUDA, m) {
+  actx::register_backend<actx::MetaBackend>(m);
+}
+TORCH_LIBRARY_IMPL(actx, SparseCsrCPU, m) {
+  actx::register_backend<actx::MetaBackend>(m);
+}
+TORCH_LIBRARY_IMPL(actx, SparseCsrCUDA, m) {
+  actx::register_backend<actx::MetaBackend>(m);
+}
+TORCH_LIBRARY_IMPL(actx, QuantizedCPU, m) {
+  actx::register_backend<actx::MetaBackend>(m);
+}
+TORCH_LIBRARY_IMPL(actx, QuantizedCUDA, m) {
+  actx::register_backend<actx::MetaBackend>(m);
+}

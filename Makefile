@@ -1,0 +1,48 @@
+# make demo   - the main job: LeakyReLU or PReLU? (builds what it needs first)
+# make test   - every test: pytest (Python) and ctest (C++ / GoogleTest)
+# make bench  - the CPU benchmark against torch's built-ins and the copy roofline
+# Every target bootstraps the machine (scripts/bootstrap.sh) and is safe to rerun.
+
+PYTHON := .venv/bin/python
+BOOTSTRAP_STAMP := .venv/.actx-bootstrapped
+CMAKE_BUILD_DIR := build/cmake
+
+.PHONY: all bootstrap build build-cpp test test-python test-cpp demo bench clean
+
+all: build
+
+bootstrap: $(BOOTSTRAP_STAMP)
+
+$(BOOTSTRAP_STAMP): requirements.txt scripts/bootstrap.sh
+	bash scripts/bootstrap.sh
+	touch $@
+
+# The Python library (torch_ext/_C*.so); ninja rebuilds only what changed.
+build: bootstrap
+	$(PYTHON) setup.py --quiet build_ext --inplace
+
+# The C++ library and the GoogleTest suite, against the torch in .venv.
+build-cpp: bootstrap
+	mkdir -p build
+	cmake -S . -B $(CMAKE_BUILD_DIR) -G Ninja \
+	  -DCMAKE_PREFIX_PATH="$$($(PYTHON) -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
+	  -DPython3_EXECUTABLE=$(abspath $(PYTHON)) > build/cmake-configure.log 2>&1 \
+	  || { cat build/cmake-configure.log; exit 1; }
+	cmake --build $(CMAKE_BUILD_DIR)
+
+test-python: build
+	$(PYTHON) -m pytest tests/python
+
+test-cpp: build-cpp
+	ctest --test-dir $(CMAKE_BUILD_DIR) --output-on-failure
+
+test: test-python test-cpp
+
+demo: build
+	$(PYTHON) -m torch_ext.demo
+
+bench: build
+	$(PYTHON) -m torch_ext.benchmark
+
+clean:
+	rm -rf build/ torch_ext/_C*.so *.egg-info

@@ -1,0 +1,150 @@
+// The operators called from C++ through the dispatcher, with autograd, against ATen's built-ins.
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "actx/actx.h"
+
+namespace {
+
+at::Tensor sample(at::IntArrayRef shape, at::ScalarType dtype = at::kFloat) {
+  return at::randn(shape, at::TensorOptions().dtype(dtype));
+}
+
+// Bit for bit (-0.0 and infinities included), NaN where the reference has NaN.
+void expect_same_values(const at::Tensor& actual, const at::Tensor& expected) {
+  ASSERT_EQ(actual.sizes(), expected.sizes());
+  ASSERT_EQ(actual.scalar_type(), expected.scalar_type());
+  const auto a = actual.contiguous();
+  const auto e = expected.contiguous();
+  EXPECT_TRUE(at::equal(a.isnan(), e.isnan()));
+  const auto mask = a.isnan().logical_not();
+  const auto int_type = a.element_size() == 8 ? at::kLong : a.element_size() == 4 ? at::kInt : at::kShort;
+  EXPECT_TRUE(at::equal(a.view(int_type).masked_select(mask), e.view(int_type).masked_select(mask)));
+}
+
+std::string error_message(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const c10::Error& e) {
+    return e.what_without_backtrace();
+  }
+  return "";
+}
+
+class CapabilityTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    saved_ = actx::cpu_capability();
+    try {
+      actx::set_cpu_capability(GetParam());
+    } catch (const c10::Error&) {
+      GTEST_SKIP() << "this CPU does not support " << GetParam();
+    }
+  }
+  void TearDown() override {
+    actx::set_cpu_capability(saved_);
+  }
+  std::string saved_;
+};
+
+TEST_P(CapabilityTest, ForwardMatchesAtenForEveryDtypeAndLayout) {
+  at::manual_seed(0);
+  for (auto dtype : {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16}) {
+    auto x = sample({2, 3, 9, 7}, dtype);
+    x.view(-1).index_put_({0}, std::numeric_limits<float>::quiet_NaN());
+    x.view(-1).index_put_({1}, -0.0);
+    x.view(-1).index_put_({2}, -std::numeric_limits<float>::infinity());
+    const auto w = at::rand({3}, x.options());
+    for (const auto& input : {x, x.contiguous(at::MemoryFormat::ChannelsLast), x.transpose(1, 3)}) {
+      expect_same_values(actx::leaky_relu(input, 0.2), at::leaky_relu(input, 0.2));
+      if (input.size(1) == 3) {
+        expect_same_values(actx::prelu(input, w), at::prelu(input, w));
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllLevels, CapabilityTest, ::testing::Values("scalar", "avx2", "avx512"));
+
+TEST(Actx, DefaultArgumentIsTorchs) {
+  const auto x = sample({64});
+  expect_same_values(actx::leaky_relu(x), at::leaky_relu(x));
+}
+
+TEST(Actx, AutogradGivesTorchsGradients) {
+  at::manual_seed(1);
+  const auto x0 = sample({4, 5, 6}, at::kDouble);
+  const auto w0 = at::rand({5}, x0.options());
+  auto x1 = x0.clone().requires_grad_();
+  auto w1 = w0.clone().requires_grad_();
+  auto x2 = x0.clone().requires_grad_();
+  auto w2 = w0.clone().requires_grad_();
+  actx::prelu(actx::leaky_relu(x1, 0.1), w1).pow(2).sum().backward();
+  at::prelu(at::leaky_relu(x2, 0.1), w2).pow(2).sum().backward();
+  EXPECT_TRUE(at::allclose(x1.grad(), x2.grad()));
+  EXPECT_TRUE(at::allclose(w1.grad(), w2.grad()));
+}
+
+TEST(Actx, DoubleBackwardMatchesTorch) {
+  at::manual_seed(2);
+  const auto x0 = sample({3, 4, 5}, at::kDouble);
+  const auto w0 = at::rand({4}, x0.options());
+  std::vector<at::Tensor> results;
+  for (bool use_actx : {true, false}) {
+    auto x = x0.clone().requires_grad_();
+    auto w = w0.clone().requires_grad_();
+    const auto y = use_actx ? actx::prelu(x, w) : at::prelu(x, w);
+    auto grads = torch::autograd::grad({(y * y).sum()}, {x, w}, {}, true, true);
+    auto second = torch::autograd::grad({grads[0].sin().sum() + grads[1].cos().sum()}, {x, w});
+    results.insert(results.end(), second.begin(), second.end());
+  }
+  EXPECT_TRUE(at::allclose(results[0], results[2]));
+  EXPECT_TRUE(at::allclose(results[1], results[3]));
+}
+
+TEST(Actx, InplaceWritesIntoItsInput) {
+  auto x = sample({3, 8});
+  const auto expected = at::leaky_relu(x, 0.3);
+  auto& out = actx::leaky_relu_(x, 0.3);
+  EXPECT_TRUE(out.is_same(x));
+  expect_same_values(x, expected);
+}
+
+TEST(Actx, InplaceUnderAutogradMatchesTorch) {
+  const auto x0 = sample({10}, at::kDouble);
+  auto a = x0.clone().requires_grad_();
+  auto b = x0.clone().requires_grad_();
+  auto ya = a * 2;
+  auto yb = b * 2;
+  actx::leaky_relu_(ya, 0.1);
+  at::leaky_relu_(yb, 0.1);
+  ya.sum().backward();
+  yb.sum().backward();
+  expect_same_values(a.grad(), b.grad());
+}
+
+TEST(Actx, BadInputsGiveClearErrors) {
+  EXPECT_NE(error_message([] { actx::prelu(sample({2, 3, 4}), at::rand({4})); })
+                .find("`weight` to have 1 element or one per channel"),
+            std::string::npos);
+  EXPECT_NE(error_message([] { actx::leaky_relu(at::arange(4), 0.1); }).find("got Long"), std::string::npos);
+  auto expanded = sample({3, 1}).expand({3, 4});
+  const auto before = expanded.clone();
+  EXPECT_NE(error_message([&] { actx::leaky_relu_(expanded, 0.1); }).find("share memory"), std::string::npos);
+  EXPECT_TRUE(at::equal(expanded, before));
+}
+
+TEST(Actx, BackwardOperatorsMatchAten) {
+  const auto x = sample({2, 3, 4});
+  const auto g = sample({2, 3, 4});
+  const auto w = at::rand({3});
+  expect_same_values(actx::leaky_relu_backward(g, x, 0.2, false), at::leaky_relu_backward(g, x, 0.2, false));
+  const auto [gx, gw] = actx::prelu_backward(g, x, w);
+  const auto [gx_ref, gw_ref] = at::_prelu_kernel_backward(g, x, w.reshape({1, 3, 1}));
+  expect_same_values(gx, gx_ref);
+  EXPECT_TRUE(at::allclose(gw, gw_ref.sum(at::IntArrayRef{0, 2}), 1e-5, 1e-6));
+}
+
+} // namespace
