@@ -1,0 +1,187 @@
+"""CPU benchmark: actx against torch's built-in operators and against a copy of the same bytes.
+
+    python -m torch_ext.benchmark [--threads 1,2] [--out bench_out] [--quick]
+
+All variants of a case run in one process, at the same thread count, interleaved: each repetition
+times every variant once, and the table reports medians. The roofline of a case is the time of
+copy_ over the case's bytes: an elementwise forward reads and writes one tensor (a copy), a backward
+reads two and writes one (1.5 copies). Writes bench_out/benchmark.json and bench_out/benchmark.png.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+import torch_ext
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def backward_timer(forward, inputs, grad):
+    """Times only the backward pass of forward(*inputs), through autograd as a user runs it."""
+    leaves = [t.detach().requires_grad_() for t in inputs]
+    out = forward(*leaves)
+    return lambda: torch.autograd.grad(out, leaves, grad, retain_graph=True)
+
+
+def make_cases(quick: bool):
+    """(name, dtype, layout, streams, {variant: fn}) for every case; streams counts tensors read+written."""
+    shape = (8, 64, 56, 56) if quick else (32, 64, 56, 56)
+    seq_shape = (2, 512, 4096) if quick else (8, 512, 4096)
+    for dtype_name, dtype in DTYPES.items():
+        for layout in ("nchw", "channels_last"):
+            memory_format = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+            x = torch.randn(shape).to(dtype).contiguous(memory_format=memory_format)
+            g = torch.randn(shape).to(dtype).contiguous(memory_format=memory_format)
+            w = torch.rand(shape[1]).to(dtype)
+            dst = torch.empty_like(x)
+            copy = lambda dst=dst, x=x: dst.copy_(x)  # noqa: E731
+            yield ("leaky_relu forward", dtype_name, layout, 2, {
+                "actx": lambda x=x: torch.ops.actx.leaky_relu(x, 0.01),
+                "torch": lambda x=x: F.leaky_relu(x, 0.01), "copy": copy})
+            yield ("prelu forward", dtype_name, layout, 2, {
+                "actx": lambda x=x, w=w: torch.ops.actx.prelu(x, w),
+                "torch": lambda x=x, w=w: F.prelu(x, w), "copy": copy})
+            yield ("leaky_relu backward", dtype_name, layout, 3, {
+                "actx": backward_timer(lambda t: torch.ops.actx.leaky_relu(t, 0.01), [x], g),
+                "torch": backward_timer(lambda t: F.leaky_relu(t, 0.01), [x], g), "copy": copy})
+            yield ("prelu backward", dtype_name, layout, 3, {
+                "actx": backward_timer(torch.ops.actx.prelu, [x, w], g),
+                "torch": backward_timer(F.prelu, [x, w], g), "copy": copy})
+        # [N, L, C] activations with one slope per C: torch's prelu takes channels at dim 1, so a
+        # user writes the formula; actx broadcasts the weight [C] as [1, 1, C] when shaped [1, C].
+        xs = torch.randn(seq_shape).to(dtype)
+        gs = torch.randn(seq_shape).to(dtype)
+        ws = torch.rand(1, seq_shape[-1]).to(dtype)
+        dst = torch.empty_like(xs)
+        copy = lambda dst=dst, xs=xs: dst.copy_(xs)  # noqa: E731
+        formula = lambda t, w: torch.where(t > 0, t, w * t)  # noqa: E731
+        yield ("prelu [N,L,C] forward", dtype_name, "nlc", 2, {
+            "actx": lambda: torch.ops.actx.prelu(xs, ws), "torch": lambda: formula(xs, ws), "copy": copy})
+        yield ("prelu [N,L,C] backward", dtype_name, "nlc", 3, {
+            "actx": backward_timer(torch.ops.actx.prelu, [xs, ws], gs),
+            "torch": backward_timer(formula, [xs, ws], gs), "copy": copy})
+    small = torch.randn(64, 64)
+    small_dst = torch.empty_like(small)
+    yield ("leaky_relu 64x64 (per call)", "float32", "contiguous", 2, {
+        "actx": lambda: torch.ops.actx.leaky_relu(small, 0.01),
+        "torch": lambda: F.leaky_relu(small, 0.01), "copy": lambda: small_dst.copy_(small)})
+
+
+def time_variants(variants, repeats: int, target_seconds: float):
+    """Median seconds per call of each variant, repetitions interleaved across variants."""
+    for fn in variants.values():  # warm-up, and how many calls make one timed batch
+        fn()
+    start = time.perf_counter()
+    variants["copy"]()
+    once = max(time.perf_counter() - start, 1e-7)
+    calls = max(1, int(target_seconds / once))
+    samples = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, fn in variants.items():
+            start = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            samples[name].append((time.perf_counter() - start) / calls)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def run(threads_list, repeats, quick, target_seconds):
+    rows = []
+    for threads in threads_list:
+        torch.set_num_threads(threads)
+        for name, dtype, layout, streams, variants in make_cases(quick):
+            t = time_variants(variants, repeats, target_seconds)
+            roofline = t["copy"] * streams / 2
+            rows.append({
+                "case": name, "dtype": dtype, "layout": layout, "threads": threads,
+                "actx_ms": t["actx"] * 1e3, "torch_ms": t["torch"] * 1e3, "roofline_ms": roofline * 1e3,
+                "speedup": t["torch"] / t["actx"], "actx_vs_roofline": t["actx"] / roofline,
+            })
+            r = rows[-1]
+            print(f"{name:28s} {dtype:9s} {layout:13s} {threads:2d}  actx {r['actx_ms']:9.4f} ms  "
+                  f"torch {r['torch_ms']:9.4f} ms  roofline {r['roofline_ms']:9.4f} ms  "
+                  f"speedup {r['speedup']:6.2f}x  actx/roofline {r['actx_vs_roofline']:5.2f}", flush=True)
+    return rows
+
+
+def markdown_table(rows):
+    lines = ["| case | dtype | layout | threads | actx ms | torch ms | roofline ms | speedup | actx / roofline |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['case']} | {r['dtype']} | {r['layout']} | {r['threads']} | {r['actx_ms']:.3f} | "
+                     f"{r['torch_ms']:.3f} | {r['roofline_ms']:.3f} | {r['speedup']:.2f}x | "
+                     f"{r['actx_vs_roofline']:.2f} |")
+    return "\n".join(lines)
+
+
+def plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    threads = sorted({r["threads"] for r in rows})
+    fig, axes = plt.subplots(len(threads), 1, figsize=(14, 5 * len(threads)), squeeze=False)
+    for ax, n in zip(axes[:, 0], threads):
+        sel = [r for r in rows if r["threads"] == n]
+        labels = [f"{r['case']}\n{r['dtype']} {r['layout']}" for r in sel]
+        xs = range(len(sel))
+        ax.bar([i - 0.2 for i in xs], [1 / r["actx_vs_roofline"] for r in sel], 0.4, label="actx")
+        ax.bar([i + 0.2 for i in xs], [r["roofline_ms"] / r["torch_ms"] for r in sel], 0.4, label="torch")
+        ax.axhline(1.0, color="gray", linestyle="--", linewidth=1)
+        ax.set_ylabel("fraction of copy roofline (higher is better)")
+        ax.set_title(f"{n} thread(s)")
+        ax.set_xticks(list(xs))
+        ax.set_xticklabels(labels, rotation=90, fontsize=7)
+        ax.legend()
+    fig.suptitle(f"actx vs torch {torch.__version__} on {cpu_name()}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", default=f"1,{os.cpu_count()}",
+                        help="comma-separated thread counts (default: 1 and all cores)")
+    parser.add_argument("--repeats", type=int, default=11, help="interleaved repetitions per case")
+    parser.add_argument("--seconds", type=float, default=0.05, help="length of one timed batch")
+    parser.add_argument("--quick", action="store_true", help="smaller tensors, fewer repetitions")
+    parser.add_argument("--out", default="bench_out", help="folder for benchmark.json and benchmark.png")
+    args = parser.parse_args(argv)
+    threads = sorted({int(t) for t in args.threads.split(",")})
+    repeats = 3 if args.quick else args.repeats
+    print(f"actx {torch_ext.cpu_capability()} kernels, torch {torch.__version__}, {cpu_name()}, "
+          f"threads {threads}")
+    rows = run(threads, repeats, args.quick, args.seconds)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"cpu": cpu_name(), "torch": torch.__version__, "capability": torch_ext.cpu_capability(),
+            "cores": os.cpu_count()}
+    (out / "benchmark.json").write_text(json.dumps({"machine": meta, "rows": rows}, indent=1))
+    plot(rows, out / "benchmark.png")
+    print()
+    print(markdown_table(rows))
+    print(f"\nwrote {out / 'benchmark.json'} and {out / 'benchmark.png'}")
+
+
+if __name__ == "__main__":
+    main()
