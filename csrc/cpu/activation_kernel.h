@@ -2,29 +2,13 @@
 // Include it after a vec_*.h header, inside the namespace of that instruction set; that header
 // defines, for each storage type T, a vector type Vec<T> (kLanes lanes of compute_t<T>) with
 //   load(const T*), load(const compute_t<T>*), store(T*, V), store(compute_t<T>*, V),
-//   V::broadcast(c), V::zero(), operator*, operator+, positive(V) -> mask,
-//   select(mask, V if_true, V if_false), reduce_add(V) -> compute_t<T>.
-// The scalar instruction set defines the same with one lane, so each formula below is written
-// once for scalars and vectors alike.
+//   V::broadcast(c), V::zero(), operator*, operator+, reduce_add(V) -> compute_t<T>, and what
+//   activation_formulas.h needs. The scalar instruction set defines the same with one lane, so each
+//   formula is written once for scalars and vectors alike.
 
 // No include guard: included once per instruction set, in different namespaces.
 
-// ---- The formulas (torch's own: x > 0 picks the input, NaN and -0.0 take the slope branch) ----
-
-template <class V>
-inline V activation(V x, V slope) {
-  return select(positive(x), x, x * slope);
-}
-
-template <class V>
-inline V activation_grad(V grad, V x, V slope) {
-  return select(positive(x), grad, grad * slope);
-}
-
-template <class V>
-inline V slope_grad(V grad, V x) {
-  return select(positive(x), V::zero(), x * grad);
-}
+#include "activation_formulas.h"
 
 // ---- Loops ----
 

@@ -75,6 +75,13 @@ inline double reduce_add(VecD a) {
   return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
 }
 
+inline VecF zero_like(VecF) {
+  return VecF::zero();
+}
+inline VecD zero_like(VecD) {
+  return VecD::zero();
+}
+
 template <class T>
 struct VecOf {
   using type = VecF;

@@ -65,6 +65,13 @@ inline double reduce_add(VecD a) {
   return _mm512_reduce_add_pd(a.v);
 }
 
+inline VecF zero_like(VecF) {
+  return VecF::zero();
+}
+inline VecD zero_like(VecD) {
+  return VecD::zero();
+}
+
 template <class T>
 struct VecOf {
   using type = VecF;

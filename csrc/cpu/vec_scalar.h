@@ -46,6 +46,11 @@ inline C reduce_add(Lane<C> a) {
   return a.v;
 }
 
+template <class C>
+inline Lane<C> zero_like(Lane<C>) {
+  return Lane<C>::zero();
+}
+
 template <class T>
 using Vec = Lane<compute_t<T>>;
 

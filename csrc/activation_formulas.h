@@ -1,0 +1,32 @@
+// The formulas of actx, in one place, for CPU scalars, CPU vectors and CUDA threads alike.
+// torch's own rule: x > 0 picks the input branch; NaN and -0.0 take the slope branch.
+// Include it inside the namespace of a value type V that provides
+//   positive(V) -> mask, select(mask, V if_true, V if_false), zero_like(V), and V * V.
+
+// No include guard: included once per instruction set, in different namespaces.
+
+#ifndef ACTX_HOST_DEVICE
+#if defined(__CUDACC__)
+#define ACTX_HOST_DEVICE __host__ __device__
+#else
+#define ACTX_HOST_DEVICE
+#endif
+#endif
+
+// f(x) = x > 0 ? x : a * x
+template <class V>
+ACTX_HOST_DEVICE inline V activation(V x, V slope) {
+  return select(positive(x), x, x * slope);
+}
+
+// df/dx * grad = x > 0 ? grad : a * grad
+template <class V>
+ACTX_HOST_DEVICE inline V activation_grad(V grad, V x, V slope) {
+  return select(positive(x), grad, grad * slope);
+}
+
+// df/da * grad = x > 0 ? 0 : x * grad
+template <class V>
+ACTX_HOST_DEVICE inline V slope_grad(V grad, V x) {
+  return select(positive(x), zero_like(x), x * grad);
+}

@@ -1,0 +1,342 @@
+// The CUDA backend. Forward and the leaky_relu backward are one elementwise kernel (16-byte loads
+// and stores where alignment allows, grid-stride, one index division per vector). The prelu
+// backward writes grad_input and reduces the weight gradient in the same pass: per-block partial
+// sums in registers and shared memory, then a second small kernel adds the partials of each
+// channel in a fixed order, so the result is the same bits on every run (no atomics).
+
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+
+#include "activation_ops.h"
+
+namespace actx {
+namespace cuda {
+namespace {
+
+// What activation_formulas.h needs from a value type, for one thread's scalar.
+template <class T>
+__host__ __device__ inline bool positive(T x) {
+  return x > T(0);
+}
+template <class T>
+__host__ __device__ inline T select(bool m, T a, T b) {
+  return m ? a : b;
+}
+template <class T>
+__host__ __device__ inline T zero_like(T) {
+  return T(0);
+}
+
+#include "activation_formulas.h"
+
+constexpr int kThreads = 256;
+
+template <class T, int N>
+struct alignas(sizeof(T) * N) Pack {
+  T v[N];
+};
+
+int sm_count() {
+  return at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+}
+
+int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
+
+// Elements [begin, begin + count * VEC) of the flat buffers; element i uses
+// weight[(i / inner) % channels], or `slope` when weight is null. kBackward: out = grad_input.
+template <class scalar_t, int VEC, bool kBackward, class index_t>
+__global__ void elementwise_kernel(
+    const scalar_t* __restrict__ grad,
+    const scalar_t* __restrict__ x,
+    const at::opmath_type<scalar_t>* __restrict__ weight,
+    scalar_t* __restrict__ out,
+    at::opmath_type<scalar_t> slope,
+    index_t begin,
+    index_t count,
+    index_t channels,
+    index_t inner) {
+  using acc_t = at::opmath_type<scalar_t>;
+  using P = Pack<scalar_t, VEC>;
+  const index_t stride = static_cast<index_t>(gridDim.x) * blockDim.x;
+  for (index_t v = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; v < count; v += stride) {
+    const index_t i = begin + v * VEC;
+    const P xv = *reinterpret_cast<const P*>(x + i);
+    P gv;
+    if (kBackward) {
+      gv = *reinterpret_cast<const P*>(grad + i);
+    }
+    index_t q = weight ? i / inner : 0;
+    index_t r = weight ? i - q * inner : 0;
+    index_t c = weight ? q % channels : 0;
+    P result;
+#pragma unroll
+    for (int k = 0; k < VEC; ++k) {
+      const acc_t a = weight ? weight[c] : slope;
+      const acc_t xk = static_cast<acc_t>(xv.v[k]);
+      result.v[k] = static_cast<scalar_t>(
+          kBackward ? activation_grad(static_cast<acc_t>(gv.v[k]), xk, a) : activation(xk, a));
+      if (weight && ++r == inner) {
+        r = 0;
+        c = c + 1 == channels ? 0 : c + 1;
+      }
+    }
+    *reinterpret_cast<P*>(out + i) = result;
+  }
+}
+
+template <class scalar_t, bool kBackward, class index_t>
+void launch_elementwise(
+    const scalar_t* grad, const scalar_t* x, const at::opmath_type<scalar_t>* weight, scalar_t* out,
+    at::opmath_type<scalar_t> slope, int64_t n, int64_t channels, int64_t inner) {
+  constexpr int kVec = 16 / sizeof(scalar_t);
+  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  const bool vectorized = aligned(x) && aligned(out) && (!kBackward || aligned(grad));
+  const int64_t vec_count = vectorized ? n / kVec : 0;
+  const int64_t tail_begin = vec_count * kVec;
+  auto stream = at::cuda::getCurrentCUDAStream();
+  const int64_t max_blocks = static_cast<int64_t>(sm_count()) * 16;
+  if (vec_count > 0) {
+    const int blocks = static_cast<int>(std::min(ceil_div(vec_count, kThreads), max_blocks));
+    elementwise_kernel<scalar_t, kVec, kBackward, index_t><<<blocks, kThreads, 0, stream>>>(
+        grad, x, weight, out, slope, 0, vec_count, channels, inner);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+  if (tail_begin < n) {
+    const int64_t count = n - tail_begin;
+    const int blocks = static_cast<int>(std::min(ceil_div(count, kThreads), max_blocks));
+    elementwise_kernel<scalar_t, 1, kBackward, index_t><<<blocks, kThreads, 0, stream>>>(
+        grad, x, weight, out, slope, tail_begin, count, channels, inner);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+}
+
+// ---- prelu backward with the weight gradient ----
+
+// Sum of a block's values, in a fixed order.
+template <class acc_t>
+__device__ acc_t block_sum(acc_t value) {
+  __shared__ acc_t warp_sums[kThreads / 32];
+  for (int offset = 16; offset > 0; offset /= 2) {
+    value += __shfl_down_sync(0xffffffffu, value, offset);
+  }
+  const int lane = threadIdx.x % 32;
+  const int warp = threadIdx.x / 32;
+  if (lane == 0) {
+    warp_sums[warp] = value;
+  }
+  __syncthreads();
+  acc_t total = 0;
+  if (threadIdx.x == 0) {
+    for (int w = 0; w < kThreads / 32; ++w) {
+      total += warp_sums[w];
+    }
+  }
+  return total; // valid in thread 0
+}
+
+// Channel-major layout [outer, channels, inner] with a long inner run: block (c, s) covers
+// split s of channel c's plane (outer x inner) and writes one partial sum.
+template <class scalar_t>
+__global__ void backward_channel_major_kernel(
+    const scalar_t* __restrict__ grad,
+    const scalar_t* __restrict__ x,
+    const at::opmath_type<scalar_t>* __restrict__ weight,
+    scalar_t* __restrict__ grad_input,
+    at::opmath_type<scalar_t>* __restrict__ partials,
+    int64_t channels,
+    int64_t inner,
+    int64_t plane,
+    int64_t per_split) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const int64_t c = blockIdx.x;
+  const int64_t split = blockIdx.y;
+  const acc_t a = weight[c];
+  acc_t sum = 0;
+  const int64_t first = split * per_split;
+  const int64_t last = first + per_split < plane ? first + per_split : plane;
+  for (int64_t p = first + threadIdx.x; p < last; p += blockDim.x) {
+    const int64_t o = p / inner;
+    const int64_t i = (o * channels + c) * inner + (p - o * inner);
+    const acc_t xi = static_cast<acc_t>(x[i]);
+    const acc_t gi = static_cast<acc_t>(grad[i]);
+    grad_input[i] = static_cast<scalar_t>(activation_grad(gi, xi, a));
+    sum += slope_grad(gi, xi);
+  }
+  const acc_t total = block_sum(sum);
+  if (threadIdx.x == 0) {
+    partials[c * gridDim.y + split] = total;
+  }
+}
+
+// Any layout, read as rows of `period` = channels * inner elements: column j of a block of
+// `width` = period * m columns always holds channel (j % period) / inner. Thread j walks the rows
+// of one tile down its column (coalesced across threads) and writes one partial per column.
+template <class scalar_t>
+__global__ void backward_columns_kernel(
+    const scalar_t* __restrict__ grad,
+    const scalar_t* __restrict__ x,
+    const at::opmath_type<scalar_t>* __restrict__ weight,
+    scalar_t* __restrict__ grad_input,
+    at::opmath_type<scalar_t>* __restrict__ partials,
+    int64_t n,
+    int64_t period,
+    int64_t inner,
+    int64_t width,
+    int64_t rows_per_tile) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const int64_t j = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (j >= width) {
+    return;
+  }
+  const int64_t tile = blockIdx.y;
+  const acc_t a = weight[(j % period) / inner];
+  acc_t sum = 0;
+  const int64_t first_row = tile * rows_per_tile;
+  for (int64_t r = first_row; r < first_row + rows_per_tile; ++r) {
+    const int64_t i = r * width + j;
+    if (i >= n) {
+      break;
+    }
+    const acc_t xi = static_cast<acc_t>(x[i]);
+    const acc_t gi = static_cast<acc_t>(grad[i]);
+    grad_input[i] = static_cast<scalar_t>(activation_grad(gi, xi, a));
+    sum += slope_grad(gi, xi);
+  }
+  partials[tile * width + j] = sum;
+}
+
+// grad_weight[c] += the partials of channel c, in a fixed order. Partials are laid out as
+// [groups][width] and column j belongs to channel (j % period) / inner.
+template <class acc_t>
+__global__ void reduce_partials_kernel(
+    const acc_t* __restrict__ partials,
+    acc_t* __restrict__ grad_weight,
+    int64_t channels,
+    int64_t groups,
+    int64_t width,
+    int64_t period,
+    int64_t inner) {
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (c >= channels) {
+    return;
+  }
+  acc_t sum = 0;
+  for (int64_t g = 0; g < groups; ++g) {
+    for (int64_t base = 0; base < width; base += period) {
+      for (int64_t k = 0; k < inner; ++k) {
+        sum += partials[g * width + base + c * inner + k];
+      }
+    }
+  }
+  grad_weight[c] += sum;
+}
+
+// Runs below this length use the column kernel.
+constexpr int64_t kChannelMajorMinInner = 1024;
+
+template <class scalar_t>
+void launch_prelu_backward(const ElementwiseCall& call) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const auto* g = call.grad_output.const_data_ptr<scalar_t>();
+  const auto* x = call.self.const_data_ptr<scalar_t>();
+  const auto* w = call.weight.const_data_ptr<acc_t>();
+  auto* gx = call.out.data_ptr<scalar_t>();
+  auto* gw = call.grad_weight.data_ptr<acc_t>();
+  const int64_t n = call.out.numel();
+  const int64_t channels = call.channels;
+  const int64_t inner = call.inner;
+  auto stream = at::cuda::getCurrentCUDAStream();
+  const auto acc_options = call.grad_weight.options();
+  at::Tensor partials;
+  int64_t groups, width, period, fold_inner;
+  if (inner >= kChannelMajorMinInner) {
+    const int64_t plane = n / channels;
+    // Splits depend on the sizes only (deterministic), enough blocks to fill the GPU.
+    const int64_t splits = std::max<int64_t>(1, std::min<int64_t>(ceil_div(plane, 8192), 65535));
+    const int64_t per_split = ceil_div(plane, splits);
+    partials = at::empty({channels * splits}, acc_options);
+    const dim3 grid(static_cast<unsigned>(channels), static_cast<unsigned>(splits));
+    backward_channel_major_kernel<scalar_t><<<grid, kThreads, 0, stream>>>(
+        g, x, w, gx, partials.data_ptr<acc_t>(), channels, inner, plane, per_split);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    // partials[c * splits + s]: one "column" per channel, `splits` groups, read as width 1.
+    groups = 1;
+    width = channels * splits;
+    period = width;
+    fold_inner = splits;
+  } else {
+    period = channels * inner;
+    const int64_t m = std::max<int64_t>(1, ceil_div(kThreads, period));
+    width = period * m;
+    const int64_t rows = ceil_div(n, width);
+    const int64_t max_tiles = std::max<int64_t>(1, (int64_t{1} << 22) / width);
+    const int64_t tiles = std::max<int64_t>(1, std::min<int64_t>({ceil_div(rows, 32), max_tiles, 65535}));
+    const int64_t rows_per_tile = ceil_div(rows, tiles);
+    partials = at::empty({tiles * width}, acc_options);
+    const dim3 grid(static_cast<unsigned>(ceil_div(width, kThreads)), static_cast<unsigned>(tiles));
+    backward_columns_kernel<scalar_t><<<grid, kThreads, 0, stream>>>(
+        g, x, w, gx, partials.data_ptr<acc_t>(), n, period, inner, width, rows_per_tile);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    groups = tiles;
+    fold_inner = inner;
+  }
+  const int blocks = static_cast<int>(ceil_div(channels, kThreads));
+  reduce_partials_kernel<acc_t><<<blocks, kThreads, 0, stream>>>(
+      partials.const_data_ptr<acc_t>(), gw, channels, groups, width, period, fold_inner);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+template <bool kBackward>
+void run_elementwise(const ElementwiseCall& call) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, call.self.scalar_type(), "actx_cuda", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const int64_t n = call.out.numel();
+    const scalar_t* g = kBackward ? call.grad_output.const_data_ptr<scalar_t>() : nullptr;
+    const acc_t* w = call.weight.defined() ? call.weight.const_data_ptr<acc_t>() : nullptr;
+    const acc_t slope = call.weight.defined() ? acc_t(0) : call.slope.to<acc_t>();
+    const auto* x = call.self.const_data_ptr<scalar_t>();
+    auto* out = call.out.data_ptr<scalar_t>();
+    if (n <= std::numeric_limits<int32_t>::max() / 2) {
+      launch_elementwise<scalar_t, kBackward, uint32_t>(g, x, w, out, slope, n, call.channels, call.inner);
+    } else {
+      launch_elementwise<scalar_t, kBackward, int64_t>(g, x, w, out, slope, n, call.channels, call.inner);
+    }
+  });
+}
+
+struct CudaBackend {
+  static constexpr bool kComputes = true;
+
+  static void forward(const ElementwiseCall& call) {
+    const c10::cuda::CUDAGuard guard(call.self.device());
+    run_elementwise<false>(call);
+  }
+
+  static void backward(const ElementwiseCall& call) {
+    const c10::cuda::CUDAGuard guard(call.self.device());
+    if (!call.grad_weight.defined()) {
+      run_elementwise<true>(call);
+      return;
+    }
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, call.self.scalar_type(), "actx_cuda_backward", [&] {
+      launch_prelu_backward<scalar_t>(call);
+    });
+  }
+};
+
+} // namespace
+} // namespace cuda
+} // namespace actx
+
+TORCH_LIBRARY_IMPL(actx, CUDA, m) {
+  actx::register_backend<actx::cuda::CudaBackend>(m);
+}
