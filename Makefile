@@ -1,13 +1,14 @@
 # make demo   - the main job: LeakyReLU or PReLU? (builds what it needs first)
 # make test   - every test: pytest (Python) and ctest (C++ / GoogleTest)
 # make bench  - the CPU benchmark against torch's built-ins and the copy roofline
+# make test-slow - the tests on tensors of more than 2**31 elements
 # Every target bootstraps the machine (scripts/bootstrap.sh) and is safe to rerun.
 
 PYTHON := .venv/bin/python
 BOOTSTRAP_STAMP := .venv/.actx-bootstrapped
 CMAKE_BUILD_DIR := build/cmake
 
-.PHONY: all bootstrap build build-cpp test test-python test-cpp demo bench clean
+.PHONY: all bootstrap build build-cpp test test-python test-cpp test-slow demo bench clean
 
 all: build
 
@@ -37,6 +38,10 @@ test-cpp: build-cpp
 	ctest --test-dir $(CMAKE_BUILD_DIR) --output-on-failure
 
 test: test-python test-cpp
+
+# Tensors of more than 2**31 elements (several GB of memory).
+test-slow: build
+	$(PYTHON) -m pytest tests/python -m slow
 
 demo: build
 	$(PYTHON) -m torch_ext.demo

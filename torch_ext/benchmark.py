@@ -1,6 +1,6 @@
 """CPU benchmark: actx against torch's built-in operators and against a copy of the same bytes.
 
-    python -m torch_ext.benchmark [--threads 1,2] [--out bench_out] [--quick]
+    python -m torch_ext.benchmark [--threads 1,2] [--out bench_out] [--quick] [--device cuda]
 
 All variants of a case run in one process, at the same thread count, interleaved: each repetition
 times every variant once, and the table reports medians. The roofline of a case is the time of
@@ -85,30 +85,68 @@ def make_cases(quick: bool):
         "torch": lambda: F.leaky_relu(small, 0.01), "copy": lambda: small_dst.copy_(small)})
 
 
-def time_variants(variants, repeats: int, target_seconds: float):
+def make_cuda_cases():
+    """The GPU cases: forward and prelu backward, float32 and bfloat16, NCHW and channels_last."""
+    for dtype_name in ("float32", "bfloat16"):
+        dtype = DTYPES[dtype_name]
+        for shape in ((32, 64, 56, 56), (64, 2048, 4096)):
+            layouts = ("nchw", "channels_last") if len(shape) == 4 else ("ncl", "nlc")
+            for layout in layouts:
+                if layout == "nlc":  # [N, L, C] with one slope per C, as a [1, C] weight
+                    x = torch.randn(shape[0], shape[2], shape[1], device="cuda", dtype=dtype)
+                    w = torch.rand(1, shape[1], device="cuda", dtype=dtype)
+                    reference = lambda t, w: torch.where(t > 0, t, w * t)  # noqa: E731
+                else:
+                    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+                    x = torch.randn(shape, device="cuda", dtype=dtype).contiguous(memory_format=fmt)
+                    w = torch.rand(shape[1], device="cuda", dtype=dtype)
+                    reference = F.prelu
+                g = torch.randn_like(x)
+                dst = torch.empty_like(x)
+                copy = lambda dst=dst, x=x: dst.copy_(x)  # noqa: E731
+                name = f"{tuple(shape)}"
+                yield (f"prelu forward {name}", dtype_name, layout, 2, {
+                    "actx": lambda x=x, w=w: torch.ops.actx.prelu(x, w),
+                    "torch": lambda x=x, w=w, f=reference: f(x, w), "copy": copy})
+                yield (f"leaky_relu forward {name}", dtype_name, layout, 2, {
+                    "actx": lambda x=x: torch.ops.actx.leaky_relu(x, 0.01),
+                    "torch": lambda x=x: F.leaky_relu(x, 0.01), "copy": copy})
+                yield (f"prelu backward {name}", dtype_name, layout, 3, {
+                    "actx": backward_timer(torch.ops.actx.prelu, [x, w], g),
+                    "torch": backward_timer(reference, [x, w], g), "copy": copy})
+                del x, g, dst
+
+
+def time_variants(variants, repeats: int, target_seconds: float, sync=lambda: None):
     """Median seconds per call of each variant, repetitions interleaved across variants."""
     for fn in variants.values():  # warm-up, and how many calls make one timed batch
         fn()
+    sync()
     start = time.perf_counter()
     variants["copy"]()
+    sync()
     once = max(time.perf_counter() - start, 1e-7)
     calls = max(1, int(target_seconds / once))
     samples = {name: [] for name in variants}
     for _ in range(repeats):
         for name, fn in variants.items():
+            sync()
             start = time.perf_counter()
             for _ in range(calls):
                 fn()
+            sync()
             samples[name].append((time.perf_counter() - start) / calls)
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def run(threads_list, repeats, quick, target_seconds):
+def run(threads_list, repeats, quick, target_seconds, device="cpu"):
     rows = []
     for threads in threads_list:
         torch.set_num_threads(threads)
-        for name, dtype, layout, streams, variants in make_cases(quick):
-            t = time_variants(variants, repeats, target_seconds)
+        cases = make_cuda_cases() if device == "cuda" else make_cases(quick)
+        sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+        for name, dtype, layout, streams, variants in cases:
+            t = time_variants(variants, repeats, target_seconds, sync)
             roofline = t["copy"] * streams / 2
             rows.append({
                 "case": name, "dtype": dtype, "layout": layout, "threads": threads,
@@ -166,16 +204,25 @@ def main(argv=None):
     parser.add_argument("--seconds", type=float, default=0.05, help="length of one timed batch")
     parser.add_argument("--quick", action="store_true", help="smaller tensors, fewer repetitions")
     parser.add_argument("--out", default="bench_out", help="folder for benchmark.json and benchmark.png")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                        help="cuda: the GPU cases (threads do not apply)")
     args = parser.parse_args(argv)
     threads = sorted({int(t) for t in args.threads.split(",")})
     repeats = 3 if args.quick else args.repeats
-    print(f"actx {torch_ext.cpu_capability()} kernels, torch {torch.__version__}, {cpu_name()}, "
-          f"threads {threads}")
-    rows = run(threads, repeats, args.quick, args.seconds)
+    if args.device == "cuda":
+        if not torch.cuda.is_available():
+            parser.error("--device cuda: no CUDA device is available")
+        threads = [torch.get_num_threads()]
+        print(f"actx CUDA kernels, torch {torch.__version__}, {torch.cuda.get_device_name()}")
+    else:
+        print(f"actx {torch_ext.cpu_capability()} kernels, torch {torch.__version__}, {cpu_name()}, "
+              f"threads {threads}")
+    rows = run(threads, repeats, args.quick, args.seconds, args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"cpu": cpu_name(), "torch": torch.__version__, "capability": torch_ext.cpu_capability(),
-            "cores": os.cpu_count()}
+            "cores": os.cpu_count(), "device": args.device,
+            "gpu": torch.cuda.get_device_name() if args.device == "cuda" else None}
     (out / "benchmark.json").write_text(json.dumps({"machine": meta, "rows": rows}, indent=1))
     plot(rows, out / "benchmark.png")
     print()

@@ -148,3 +148,25 @@ TEST(Actx, BackwardOperatorsMatchAten) {
 }
 
 } // namespace
+
+namespace {
+
+TEST(ActxCuda, MatchesCpuAndHasGradients) {
+  if (!torch::cuda::is_available()) {
+    GTEST_SKIP() << "no CUDA device";
+  }
+  at::manual_seed(3);
+  const auto x = sample({4, 8, 16, 16});
+  const auto w = at::rand({8});
+  const auto xc = x.cuda().requires_grad_();
+  const auto wc = w.cuda().requires_grad_();
+  const auto y = actx::prelu(xc, wc);
+  expect_same_values(y.cpu(), actx::prelu(x, w));
+  y.sum().backward();
+  const auto [gx, gw] = actx::prelu_backward(at::ones_like(x), x, w);
+  expect_same_values(xc.grad().cpu(), gx);
+  EXPECT_TRUE(at::allclose(wc.grad().cpu(), gw, 1e-4, 1e-3));
+  expect_same_values(actx::leaky_relu(xc.detach(), 0.2).cpu(), at::leaky_relu(x, 0.2));
+}
+
+} // namespace

@@ -291,3 +291,18 @@ def test_opcheck_every_operator():
         torch.library.opcheck(getattr(torch.ops.actx, name).default, args)
         count += 1
     assert count > 100
+
+
+@pytest.mark.slow
+def test_more_than_2_31_elements():
+    n = 2**31 + 1025
+    x = torch.empty(n, dtype=torch.bfloat16).uniform_(-1, 1)
+    tail = slice(n - 4096, n)
+    y = torch.ops.actx.leaky_relu(x, 0.5)
+    assert_same_values(y[tail], F.leaky_relu(x[tail], 0.5))
+    del y
+    torch.ops.actx.leaky_relu_(x, 0.5)
+    x_tail = x[tail].clone()
+    gx, gw = torch.ops.actx.prelu_backward(x, x, torch.tensor([2.0]))
+    assert_same_values(gx[tail], torch.where(x_tail > 0, x_tail, (2.0 * x_tail.float()).to(torch.bfloat16)))
+    assert gw.shape == (1,) and torch.isfinite(gw).all()

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# On a GPU machine with torch (2.11+cu130) and nvcc already installed and no network: build the
+# extension in place, run the CUDA tests, then the CUDA benchmark, and print its table last.
+# Usage: bash scripts/gpu_check.sh [python]   (default: python3)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${1:-python3}
+OUT=${OUT:-gpu_out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+
+echo "== machine"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+"$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
+nvcc --version | tail -1
+
+echo "== build (sm_90 only: the machine's own architecture)"
+start=$(date +%s)
+ACTX_CUDA_ARCH_FLAGS="-gencode=arch=compute_90,code=sm_90" \
+  "$PYTHON" setup.py --quiet build_ext --inplace > "$OUT/build.log" 2>&1 \
+  || { tail -40 "$OUT/build.log"; exit 1; }
+echo "built in $(( $(date +%s) - start )) s"
+
+echo "== CUDA tests"
+"$PYTHON" -m pip --version > /dev/null 2>&1 || true
+"$PYTHON" -c "import pytest" 2>/dev/null || { echo "pytest missing"; exit 1; }
+"$PYTHON" -m pytest -q -p no:cacheprovider tests/python/test_cuda.py -m "slow or not slow" 2>&1 | tail -15
+tests_rc=${PIPESTATUS[0]}
+
+echo "== CUDA benchmark"
+"$PYTHON" -m torch_ext.benchmark --device cuda --repeats 5 --seconds 0.02 --out "$OUT" > "$OUT/bench.log" 2>&1
+bench_rc=$?
+grep -v "^|" "$OUT/bench.log" | tail -3
+echo
+grep "^|" "$OUT/bench.log"
+echo "tests rc=$tests_rc bench rc=$bench_rc"
+exit $(( tests_rc | bench_rc ))

@@ -1,0 +1,132 @@
+"""The CUDA kernels against torch's built-ins on CUDA and against actx on the CPU. Skipped without a
+GPU (the CPU machines that run CI build the CUDA code but cannot run it)."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import torch_ext  # noqa: F401
+from samples import (DTYPES, LAYOUTS, SLOPES, assert_same_values, assert_sum_close, leaky_relu_samples,
+                     make_values, prelu_reference, prelu_samples)
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
+def generator(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def cuda_samples(samples):
+    for s in samples:
+        s.input = s.input.cuda() if s.input.is_contiguous() else _to_cuda_keep_layout(s.input)
+        s.weight = s.weight.cuda()
+        yield s
+
+
+def _to_cuda_keep_layout(t):
+    # Same strides on the GPU (channels_last, transposed, sliced, expanded views).
+    if t.stride() and 0 in t.stride():
+        return t[..., :1].contiguous().cuda().expand(t.shape)
+    base = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype) if _dense(t) else None
+    if base is not None:
+        base.copy_(t)
+        return base.cuda()
+    wide = torch.cat([t, t], dim=-1).cuda()
+    return wide[..., ::2]
+
+
+def _dense(t):
+    from samples import is_dense
+    return is_dense(t)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_leaky_relu_cuda_matches_torch_and_cpu(dtype):
+    for x, name in leaky_relu_samples(dtype, generator()):
+        xc = _to_cuda_keep_layout(x)
+        for slope in SLOPES:
+            actual = torch.ops.actx.leaky_relu(xc, slope)
+            assert_same_values(actual.cpu(), F.leaky_relu(xc, slope).cpu())
+            assert_same_values(actual.cpu(), torch.ops.actx.leaky_relu(x, slope))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_prelu_cuda_matches_reference(dtype):
+    for s in cuda_samples(prelu_samples(dtype, generator())):
+        actual = torch.ops.actx.prelu(s.input, s.weight)
+        assert_same_values(actual.cpu(), prelu_reference(s.input.cpu(), s.weight.cpu(), s.weight_view))
+        if s.weight.dim() <= 1:
+            assert_same_values(actual.cpu(), F.prelu(s.input, s.weight).cpu())
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_prelu_cuda_mixed_precision(dtype):
+    for s in cuda_samples(prelu_samples(dtype, generator(), weight_dtype=torch.float32)):
+        actual = torch.ops.actx.prelu(s.input, s.weight)
+        assert_same_values(actual.cpu(), prelu_reference(s.input.cpu(), s.weight.cpu(), s.weight_view))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_prelu_cuda_gradients(dtype):
+    layouts = {k: LAYOUTS[k] for k in ["contiguous", "channels_last", "transposed"]}
+    for s in cuda_samples(prelu_samples(dtype, generator(), layouts=layouts)):
+        grad = make_values(s.input.shape, dtype, generator(5)).cuda()
+        gx, gw = torch.ops.actx.prelu_backward(grad, s.input, s.weight)
+        gx_cpu, gw_cpu = torch.ops.actx.prelu_backward(grad.cpu(), s.input.cpu(), s.weight.cpu())
+        assert_same_values(gx.cpu(), gx_cpu)
+        xd, gd = s.input.cpu().double(), grad.cpu().double()
+        terms = torch.where(xd > 0, torch.zeros((), dtype=torch.float64), xd * gd)
+        magnitude = torch.where(xd > 0, torch.zeros((), dtype=torch.float64), (xd * gd).abs())
+        expected = terms.sum_to_size(s.weight_view).reshape(s.weight.shape)
+        assert_sum_close(gw.cpu(), expected.to(dtype), magnitude.sum_to_size(s.weight_view).reshape(s.weight.shape))
+
+
+def test_cuda_gradcheck_and_gradgradcheck():
+    g = generator(11)
+    for shape, w_shape in [((3, 4, 5), (4,)), ((2, 3, 4, 5), (3, 1, 5)), ((4, 7), (1, 7)), ((2, 3, 40, 40), (3,))]:
+        x = make_values(shape, torch.float64, g, away_from_zero=True).cuda().requires_grad_()
+        w = (torch.rand(w_shape, generator=g, dtype=torch.float64) + 0.1).cuda().requires_grad_()
+        assert torch.autograd.gradcheck(torch.ops.actx.prelu, (x, w))
+        assert torch.autograd.gradgradcheck(torch.ops.actx.prelu, (x, w))
+    x = make_values((3, 4, 5), torch.float64, g, away_from_zero=True).cuda().requires_grad_()
+    assert torch.autograd.gradcheck(lambda t: torch.ops.actx.leaky_relu(t, 0.3), (x,))
+
+
+def test_cuda_weight_gradient_is_deterministic():
+    g = generator(12)
+    for shape in [(32, 64, 56, 56), (8, 512, 256)]:
+        x = make_values(shape, torch.float32, g, specials=False).cuda()
+        grad = make_values(shape, torch.float32, g, specials=False).cuda()
+        w = torch.rand(shape[1]).cuda()
+        first = torch.ops.actx.prelu_backward(grad, x, w)[1]
+        for _ in range(3):
+            assert torch.equal(torch.ops.actx.prelu_backward(grad, x, w)[1], first)
+        if x.dim() == 4:  # the other kernel (columns) gives the same sums up to summation order
+            cl = torch.channels_last
+            other = torch.ops.actx.prelu_backward(grad.contiguous(memory_format=cl), x.contiguous(memory_format=cl), w)
+            torch.testing.assert_close(other[1], first, rtol=1e-4, atol=1e-2)
+
+
+def test_cuda_inplace_and_errors():
+    x = torch.randn(4, 6, device="cuda")
+    expected = F.leaky_relu(x, 0.2)
+    assert torch.ops.actx.leaky_relu_(x, 0.2) is x
+    assert_same_values(x.cpu(), expected.cpu())
+    with pytest.raises(RuntimeError, match="expected `weight` on the same device as `self`"):
+        torch.ops.actx.prelu(torch.randn(2, 3, device="cuda"), torch.rand(3))
+    with pytest.raises(RuntimeError, match="expected `grad_output` on the same device as `self`"):
+        torch.ops.actx.prelu_backward(torch.randn(2, 3), torch.randn(2, 3, device="cuda"), torch.rand(3, device="cuda"))
+
+
+@pytest.mark.slow
+def test_cuda_more_than_2_31_elements():
+    n = 2**31 + 1025
+    x = torch.empty(n, dtype=torch.bfloat16, device="cuda").uniform_(-1, 1)
+    y = torch.ops.actx.leaky_relu(x, 0.5)
+    tail = slice(n - 4096, n)
+    assert_same_values(y[tail].cpu(), F.leaky_relu(x[tail], 0.5).cpu())
+    del y
+    gx, gw = torch.ops.actx.prelu_backward(x, x, torch.tensor([0.5], device="cuda"))
+    assert_same_values(gx[tail].cpu(), torch.where(x[tail] > 0, x[tail], 0.5 * x[tail].float()).to(torch.bfloat16).cpu())
+    expected = torch.where(x > 0, 0.0, x.float() * x.float()).double().sum()
+    torch.testing.assert_close(gw.double().cpu(), expected.cpu().reshape(1), rtol=1e-2, atol=0)
