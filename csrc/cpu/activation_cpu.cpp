@@ -6,6 +6,8 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <vector>
 
 #include "activation_ops.h"
@@ -49,34 +51,54 @@ struct LoopWeights {
   const acc_t* data = nullptr;
   int64_t channels = 1;
   int64_t inner = 1;
-  std::vector<acc_t> expanded; // owns `data` when short runs became per-element weights
-  acc_t slope = 0;             // owns `data` for leaky_relu
+  bool expanded = false;     // short runs became per-element weights (see prepare_weights)
+  std::vector<acc_t> owned;  // owns `data` when the weights were rewritten
+  acc_t slope = 0;           // owns `data` for leaky_relu
 };
+
+// Every NaN slope becomes the default quiet NaN: the products are NaN all the same, and the
+// bfloat16 rounding of the vector loops relies on NaNs with zero low bits (vec_avx2.h).
+template <class acc_t>
+acc_t canonical(acc_t w) {
+  return std::isnan(w) ? std::numeric_limits<acc_t>::quiet_NaN() : w;
+}
 
 template <class acc_t>
 void prepare_weights(const ElementwiseCall& call, LoopWeights<acc_t>& lw) {
   if (!call.weight.defined()) {
-    lw.slope = call.slope.to<acc_t>();
+    lw.slope = canonical(call.slope.to<acc_t>());
     lw.data = &lw.slope;
     lw.channels = 1;
     lw.inner = call.inner;
     return;
   }
-  lw.data = call.weight.const_data_ptr<acc_t>();
-  lw.channels = call.channels;
-  lw.inner = call.inner;
-  const int64_t period = call.channels * call.inner;
-  const bool short_runs = call.inner > 1 ? call.inner < kMinRun : call.channels < kMinPeriod;
-  if (short_runs && period <= kMaxExpandedWeights) {
-    // Element i uses w[(i / inner) % channels] == expanded[i % (period * repeat)].
+  const acc_t* w = call.weight.const_data_ptr<acc_t>();
+  const int64_t channels = call.channels;
+  const int64_t inner = call.inner;
+  const int64_t period = channels * inner;
+  const bool short_runs = inner > 1 ? inner < kMinRun : channels < kMinPeriod;
+  lw.expanded = short_runs && period <= kMaxExpandedWeights;
+  if (lw.expanded) {
+    // Element i uses w[(i / inner) % channels] == owned[i % (period * repeat)].
     const int64_t repeat = std::max<int64_t>(1, ceil_div(kMinPeriod, period));
-    lw.expanded.resize(period * repeat);
-    for (size_t j = 0; j < lw.expanded.size(); ++j) {
-      lw.expanded[j] = lw.data[(static_cast<int64_t>(j) / call.inner) % call.channels];
+    lw.owned.resize(period * repeat);
+    for (size_t j = 0; j < lw.owned.size(); ++j) {
+      lw.owned[j] = canonical(w[(static_cast<int64_t>(j) / inner) % channels]);
     }
-    lw.data = lw.expanded.data();
-    lw.channels = static_cast<int64_t>(lw.expanded.size());
+    lw.data = lw.owned.data();
+    lw.channels = static_cast<int64_t>(lw.owned.size());
     lw.inner = 1;
+    return;
+  }
+  lw.channels = channels;
+  lw.inner = inner;
+  lw.data = w;
+  if (std::any_of(w, w + channels, [](acc_t v) { return std::isnan(v); })) {
+    lw.owned.assign(w, w + channels);
+    for (acc_t& v : lw.owned) {
+      v = canonical(v);
+    }
+    lw.data = lw.owned.data();
   }
 }
 
@@ -138,7 +160,7 @@ struct CpuBackend {
           sum += partials[k * period + j];
         }
         // Expanded weights fold back onto their channel.
-        const int64_t channel = lw.expanded.empty() ? j : (j / call.inner) % call.channels;
+        const int64_t channel = lw.expanded ? (j / call.inner) % call.channels : j;
         grad_weight[channel] += static_cast<acc_t>(sum);
       }
     });

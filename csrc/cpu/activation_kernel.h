@@ -1,7 +1,8 @@
 // The element loops of every actx operator, written once and compiled once per instruction set.
 // Include it after a vec_*.h header, inside the namespace of that instruction set; that header
 // defines, for each storage type T, a vector type Vec<T> (kLanes lanes of compute_t<T>) with
-//   load(const T*), load(const compute_t<T>*), store(T*, V), store(compute_t<T>*, V),
+//   load(const T*), store(T*, V) for the data; V::load_compute(const compute_t<T>*) and
+//   V::store_compute(compute_t<T>*, V) for per-element weights and weight-gradient sums;
 //   V::broadcast(c), V::zero(), operator*, operator+, reduce_add(V) -> compute_t<T>, and what
 //   activation_formulas.h needs. The scalar instruction set defines the same with one lane, so each
 //   formula is written once for scalars and vectors alike.
@@ -12,7 +13,8 @@
 
 // ---- Loops ----
 
-// A vector from fewer than kLanes elements (the rest zero), and its store back.
+// A vector from fewer than kLanes elements (the rest zero), and its store back: data (T) and
+// compute-type arrays (weights, weight-gradient sums).
 template <class V, class T>
 inline V load_partial(const T* p, int64_t n) {
   T buffer[V::kLanes] = {};
@@ -26,6 +28,24 @@ template <class V, class T>
 inline void store_partial(T* p, V v, int64_t n) {
   T buffer[V::kLanes];
   store(buffer, v);
+  for (int64_t k = 0; k < n; ++k) {
+    p[k] = buffer[k];
+  }
+}
+
+template <class V, class C>
+inline V load_compute_partial(const C* p, int64_t n) {
+  C buffer[V::kLanes] = {};
+  for (int64_t k = 0; k < n; ++k) {
+    buffer[k] = p[k];
+  }
+  return V::load_compute(buffer);
+}
+
+template <class V, class C>
+inline void store_compute_partial(C* p, V v, int64_t n) {
+  C buffer[V::kLanes];
+  V::store_compute(buffer, v);
   for (int64_t k = 0; k < n; ++k) {
     p[k] = buffer[k];
   }
@@ -63,10 +83,10 @@ void forward_kernel(const T* x, const compute_t<T>* w, T* out, Span span) {
     if (per_element) {
       const compute_t<T>* wc = w + c;
       for (; k + L <= len; k += L) {
-        store(oi + k, activation(load(xi + k), load(wc + k)));
+        store(oi + k, activation(load(xi + k), V::load_compute(wc + k)));
       }
       if (k < len) {
-        store_partial(oi + k, activation(load_partial<V>(xi + k, len - k), load_partial<V>(wc + k, len - k)), len - k);
+        store_partial(oi + k, activation(load_partial<V>(xi + k, len - k), load_compute_partial<V>(wc + k, len - k)), len - k);
       }
     } else {
       const V slope = V::broadcast(w[c]);
@@ -95,18 +115,18 @@ void backward_loop(const T* g, const T* x, const compute_t<T>* w, T* gx, compute
       for (; k + L <= len; k += L) {
         const V gv = load(gi + k);
         const V xv = load(xi + k);
-        store(gxi + k, activation_grad(gv, xv, load(wc + k)));
+        store(gxi + k, activation_grad(gv, xv, V::load_compute(wc + k)));
         if (kWeightGrad) {
-          store(gwc + k, load(gwc + k) + slope_grad(gv, xv));
+          V::store_compute(gwc + k, V::load_compute(gwc + k) + slope_grad(gv, xv));
         }
       }
       if (k < len) {
         const int64_t n = len - k;
         const V gv = load_partial<V>(gi + k, n);
         const V xv = load_partial<V>(xi + k, n);
-        store_partial(gxi + k, activation_grad(gv, xv, load_partial<V>(wc + k, n)), n);
+        store_partial(gxi + k, activation_grad(gv, xv, load_compute_partial<V>(wc + k, n)), n);
         if (kWeightGrad) {
-          store_partial(gwc + k, load_partial<V>(gwc + k, n) + slope_grad(gv, xv), n);
+          store_compute_partial(gwc + k, load_compute_partial<V>(gwc + k, n) + slope_grad(gv, xv), n);
         }
       }
     } else {

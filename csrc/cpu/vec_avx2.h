@@ -20,6 +20,12 @@ struct VecF {
   static VecF zero() {
     return {_mm256_setzero_ps()};
   }
+  static VecF load_compute(const float* p) {
+    return {_mm256_loadu_ps(p)};
+  }
+  static void store_compute(float* p, VecF v) {
+    _mm256_storeu_ps(p, v.v);
+  }
 };
 struct VecD {
   static constexpr int64_t kLanes = 4;
@@ -29,6 +35,12 @@ struct VecD {
   }
   static VecD zero() {
     return {_mm256_setzero_pd()};
+  }
+  static VecD load_compute(const double* p) {
+    return {_mm256_loadu_pd(p)};
+  }
+  static void store_compute(double* p, VecD v) {
+    _mm256_storeu_pd(p, v.v);
   }
 };
 // Comparison results: all-ones lanes where true.
@@ -82,6 +94,59 @@ inline VecD zero_like(VecD) {
   return VecD::zero();
 }
 
+// 16 bfloat16 values as two float vectors: a 32-bit lane of the loaded register holds elements
+// 2j (low half) and 2j + 1 (high half), so a shift and a mask make floats of them without
+// unpacking across lanes, and the store puts them back the same way. Half the instructions per
+// element of the one-register form, which is what bounds bfloat16 on AVX2.
+struct VecBF {
+  static constexpr int64_t kLanes = 16;
+  VecF even; // elements 0, 2, ..., 14
+  VecF odd;  // elements 1, 3, ..., 15
+  static VecBF broadcast(float c) {
+    return {VecF::broadcast(c), VecF::broadcast(c)};
+  }
+  static VecBF zero() {
+    return {VecF::zero(), VecF::zero()};
+  }
+  // 16 consecutive floats, split into even and odd elements.
+  static VecBF load_compute(const float* p) {
+    const __m256 a = _mm256_loadu_ps(p);
+    const __m256 b = _mm256_loadu_ps(p + 8);
+    const __m256 even = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)); // a0 a2 b0 b2 | a4 a6 b4 b6
+    const __m256 odd = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));  // a1 a3 b1 b3 | a5 a7 b5 b7
+    return {{_mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even), _MM_SHUFFLE(3, 1, 2, 0)))},
+            {_mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(odd), _MM_SHUFFLE(3, 1, 2, 0)))}};
+  }
+  static void store_compute(float* p, VecBF v) {
+    const __m256 lo = _mm256_unpacklo_ps(v.even.v, v.odd.v); // e0 o0 e1 o1 | e4 o4 e5 o5
+    const __m256 hi = _mm256_unpackhi_ps(v.even.v, v.odd.v); // e2 o2 e3 o3 | e6 o6 e7 o7
+    _mm256_storeu_ps(p, _mm256_permute2f128_ps(lo, hi, 0x20));
+    _mm256_storeu_ps(p + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+  }
+};
+struct MaskBF {
+  MaskF even;
+  MaskF odd;
+};
+inline VecBF operator*(VecBF a, VecBF b) {
+  return {a.even * b.even, a.odd * b.odd};
+}
+inline VecBF operator+(VecBF a, VecBF b) {
+  return {a.even + b.even, a.odd + b.odd};
+}
+inline MaskBF positive(VecBF a) {
+  return {positive(a.even), positive(a.odd)};
+}
+inline VecBF select(MaskBF m, VecBF a, VecBF b) {
+  return {select(m.even, a.even, b.even), select(m.odd, a.odd, b.odd)};
+}
+inline VecBF zero_like(VecBF) {
+  return VecBF::zero();
+}
+inline float reduce_add(VecBF a) {
+  return reduce_add(a.even + a.odd);
+}
+
 template <class T>
 struct VecOf {
   using type = VecF;
@@ -89,6 +154,10 @@ struct VecOf {
 template <>
 struct VecOf<double> {
   using type = VecD;
+};
+template <>
+struct VecOf<BFloat16> {
+  using type = VecBF;
 };
 template <class T>
 using Vec = typename VecOf<T>::type;
@@ -102,9 +171,10 @@ inline VecD load(const double* p) {
 inline VecF load(const Half16* p) {
   return {_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))};
 }
-inline VecF load(const BFloat16* p) {
-  const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-  return {_mm256_castsi256_ps(_mm256_slli_epi32(wide, 16))};
+inline VecBF load(const BFloat16* p) {
+  const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return {{_mm256_castsi256_ps(_mm256_slli_epi32(bits, 16))},
+          {_mm256_castsi256_ps(_mm256_and_si256(bits, _mm256_set1_epi32(static_cast<int>(0xFFFF0000u))))}};
 }
 inline void store(float* p, VecF v) {
   _mm256_storeu_ps(p, v.v);
@@ -116,18 +186,18 @@ inline void store(Half16* p, VecF v) {
   _mm_storeu_si128(
       reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(v.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
-// Round to nearest even, as c10::BFloat16 does (NaN becomes 0x7FC0).
-inline void store(BFloat16* p, VecF v) {
+// Float bits rounded to nearest even at bit 16, as c10::BFloat16 does. No NaN case: a NaN whose
+// low 16 bits are zero stays NaN, and every NaN here is one (bfloat16 inputs, weights whose NaNs
+// the CPU backend made canonical, and the default NaN of 0 * inf).
+inline __m256i round_to_bfloat16_bits(VecF v) {
   const __m256i bits = _mm256_castps_si256(v.v);
   const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
-  const __m256i bias = _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7FFF));
-  __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(bits, bias), 16);
-  const __m256 is_number = _mm256_cmp_ps(v.v, v.v, _CMP_ORD_Q);
-  rounded = _mm256_castps_si256(_mm256_blendv_ps(
-      _mm256_castsi256_ps(_mm256_set1_epi32(0x7FC0)), _mm256_castsi256_ps(rounded), is_number));
-  const __m128i packed =
-      _mm_packus_epi32(_mm256_castsi256_si128(rounded), _mm256_extracti128_si256(rounded, 1));
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), packed);
+  return _mm256_add_epi32(bits, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7FFF)));
+}
+inline void store(BFloat16* p, VecBF v) {
+  const __m256i even = _mm256_srli_epi32(round_to_bfloat16_bits(v.even), 16);
+  const __m256i odd = _mm256_and_si256(round_to_bfloat16_bits(v.odd), _mm256_set1_epi32(static_cast<int>(0xFFFF0000u)));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm256_or_si256(even, odd));
 }
 
 } // namespace avx2

@@ -20,6 +20,12 @@ struct VecF {
   static VecF zero() {
     return {_mm512_setzero_ps()};
   }
+  static VecF load_compute(const float* p) {
+    return {_mm512_loadu_ps(p)};
+  }
+  static void store_compute(float* p, VecF v) {
+    _mm512_storeu_ps(p, v.v);
+  }
 };
 struct VecD {
   static constexpr int64_t kLanes = 8;
@@ -29,6 +35,12 @@ struct VecD {
   }
   static VecD zero() {
     return {_mm512_setzero_pd()};
+  }
+  static VecD load_compute(const double* p) {
+    return {_mm512_loadu_pd(p)};
+  }
+  static void store_compute(double* p, VecD v) {
+    _mm512_storeu_pd(p, v.v);
   }
 };
 

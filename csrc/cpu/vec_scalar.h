@@ -23,6 +23,12 @@ struct Lane {
   static Lane zero() {
     return {C(0)};
   }
+  static Lane load_compute(const C* p) {
+    return {*p};
+  }
+  static void store_compute(C* p, Lane v) {
+    *p = v.v;
+  }
 };
 
 template <class C>

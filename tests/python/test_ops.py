@@ -306,3 +306,22 @@ def test_more_than_2_31_elements():
     gx, gw = torch.ops.actx.prelu_backward(x, x, torch.tensor([2.0]))
     assert_same_values(gx[tail], torch.where(x_tail > 0, x_tail, (2.0 * x_tail.float()).to(torch.bfloat16)))
     assert gw.shape == (1,) and torch.isfinite(gw).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_special_slopes_and_weights(capability, dtype):
+    # NaN and infinite slopes: NaN wherever torch has NaN, the same bits elsewhere.
+    x = make_values((3, 16, 37), dtype, generator(20))
+    for slope in [float("nan"), float("inf"), -float("inf"), 3e38, 1e-45]:
+        assert_same_values(torch.ops.actx.leaky_relu(x, slope), F.leaky_relu(x, slope))
+    for weight_dtype in {dtype, torch.float32} if dtype in (torch.float16, torch.bfloat16) else {dtype}:
+        w = torch.rand(16, generator=generator(21)).to(weight_dtype)
+        w[::3] = float("nan")
+        w[1::5] = float("inf")
+        # A NaN with a payload in its low bits (not one arithmetic would make).
+        w[2] = float("nan")
+        w[2:3].view(torch.int32 if weight_dtype == torch.float32 else torch.int16)[0] |= 0x7F
+        assert torch.isnan(w[2])
+        assert_same_values(torch.ops.actx.prelu(x, w), prelu_reference(x, w, (1, 16, 1)))
+        xc = x.transpose(1, 2).contiguous().transpose(1, 2)  # weight per element of a row
+        assert_same_values(torch.ops.actx.prelu(xc, w), prelu_reference(x, w, (1, 16, 1)))
