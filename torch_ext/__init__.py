@@ -24,6 +24,7 @@ torch.ops.load_library(str(_library_path()))
 
 from . import nn  # noqa: E402
 from .functional import leaky_relu, leaky_relu_, prelu  # noqa: E402
+from .nn import replace_activations  # noqa: E402
 
 
 def cpu_capability() -> str:
@@ -36,4 +37,5 @@ def set_cpu_capability(capability: str) -> str:
     return torch.ops.actx._set_cpu_capability(capability)
 
 
-__all__ = ["leaky_relu", "leaky_relu_", "prelu", "nn", "cpu_capability", "set_cpu_capability"]
+__all__ = ["leaky_relu", "leaky_relu_", "prelu", "nn", "replace_activations", "cpu_capability",
+           "set_cpu_capability"]

@@ -46,3 +46,24 @@ class PReLU(torch.nn.Module):
 
     def extra_repr(self) -> str:
         return f"num_parameters={self.num_parameters}"
+
+
+def replace_activations(model: torch.nn.Module) -> torch.nn.Module:
+    """Swaps every torch.nn.LeakyReLU and torch.nn.PReLU in `model` for the actx modules, in place,
+    keeping their settings, weights (the same Parameter objects, so optimizers keep tracking them)
+    and training mode. Returns `model`."""
+    for name, child in list(model.named_children()):
+        if isinstance(child, torch.nn.LeakyReLU) and not isinstance(child, LeakyReLU):
+            new = LeakyReLU(child.negative_slope, child.inplace)
+        elif isinstance(child, torch.nn.PReLU) and not isinstance(child, PReLU):
+            new = PReLU.__new__(PReLU)
+            torch.nn.Module.__init__(new)
+            new.num_parameters = child.num_parameters
+            new.init = getattr(child, "init", 0.25)
+            new.weight = child.weight
+        else:
+            replace_activations(child)
+            continue
+        new.train(child.training)
+        setattr(model, name, new)
+    return model
