@@ -4,12 +4,16 @@ Importing the package loads the compiled operator library; everything else here 
 wrappers and nn modules around torch.ops.actx.
 """
 
+import os
 from pathlib import Path
 
 import torch
 
 
 def _library_path() -> Path:
+    # ACTX_LIBRARY names another build of the same library (for example CMake's libactx.so).
+    if os.environ.get("ACTX_LIBRARY"):
+        return Path(os.environ["ACTX_LIBRARY"])
     here = Path(__file__).resolve().parent
     candidates = sorted(here.glob("_C*.so"))
     if not candidates:

@@ -170,3 +170,24 @@ TEST(ActxCuda, MatchesCpuAndHasGradients) {
 }
 
 } // namespace
+
+#include "actx/nn.h"
+
+namespace {
+
+TEST(ActxNn, ModulesMatchTorchNn) {
+  const auto x = sample({2, 3, 5});
+  actx::nn::LeakyReLU leaky(actx::nn::LeakyReLUOptions(0.2));
+  torch::nn::LeakyReLU torch_leaky(torch::nn::LeakyReLUOptions().negative_slope(0.2));
+  expect_same_values(leaky(x), torch_leaky(x));
+  actx::nn::PReLU prelu(actx::nn::PReLUOptions().num_parameters(3).init(0.1));
+  torch::nn::PReLU torch_prelu(torch::nn::PReLUOptions().num_parameters(3).init(0.1));
+  expect_same_values(prelu(x), torch_prelu(x));
+  EXPECT_EQ(prelu->named_parameters().keys(), torch_prelu->named_parameters().keys());
+  auto y = x.clone();
+  actx::nn::LeakyReLU inplace(actx::nn::LeakyReLUOptions(0.2).inplace(true));
+  EXPECT_TRUE(inplace(y).is_same(y));
+  expect_same_values(y, torch_leaky(x));
+}
+
+} // namespace

@@ -62,3 +62,12 @@ def test_scripted_functions_have_gradients():
     torch.nn.functional.prelu(torch.nn.functional.leaky_relu(x2, 0.1), w2).sum().backward()
     assert torch.equal(x.grad, x2.grad)
     torch.testing.assert_close(w.grad, w2.grad)
+
+
+def test_model_for_the_cpp_example_round_trips(tmp_path):
+    from cpp_model import save
+
+    scripted = save(tmp_path / "model.pt")
+    loaded = torch.jit.load(str(tmp_path / "model.pt"))
+    assert torch.equal(loaded(loaded.example_input), loaded.expected_output)
+    assert "actx::prelu" in str(scripted.inlined_graph) and "actx::leaky_relu" in str(scripted.inlined_graph)
