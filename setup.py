@@ -32,7 +32,10 @@ def cuda_available():
 
 def extension():
     sources = read_sources()
-    cxx_flags = ["-O3", "-DACTX_BUILDING_LIBRARY"]
+    # -fopenmp: at::parallel_for is a header template that runs serially unless its caller is
+    # compiled with OpenMP (torch's own OpenMP runtime is the one used at run time).
+    cxx_flags = ["-O3", "-DACTX_BUILDING_LIBRARY", "-fopenmp"]
+    link_flags = ["-fopenmp"]
     include_dirs = [str(ROOT / "csrc"), str(ROOT / "csrc" / "include")]
     if not cuda_available():
         print("actx: building a CPU-only library (torch without CUDA, or nvcc not found)")
@@ -41,6 +44,7 @@ def extension():
             [s for s in sources if not s.endswith(".cu")],
             include_dirs=include_dirs,
             extra_compile_args={"cxx": cxx_flags},
+            extra_link_args=link_flags,
         )
     arch_flags = os.environ.get("ACTX_CUDA_ARCH_FLAGS", "-gencode=arch=compute_80,code=sm_80 "
                                 "-gencode=arch=compute_90,code=sm_90").split()
@@ -49,6 +53,7 @@ def extension():
         sources,
         include_dirs=include_dirs,
         define_macros=[("ACTX_WITH_CUDA", None)],
+        extra_link_args=link_flags,
         extra_compile_args={
             "cxx": cxx_flags,
             "nvcc": ["-O3", "-DACTX_BUILDING_LIBRARY", "--expt-relaxed-constexpr", *arch_flags],

@@ -1,0 +1,67 @@
+"""torch_ext.nn.PReLU under DistributedDataParallel (gloo, 2 processes on 127.0.0.1) trains to the
+same weights as one process on the full batch."""
+
+import os
+import socket
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+import torch_ext
+
+STEPS = 5
+
+
+def make_model():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(6, 8), torch_ext.nn.PReLU(8), torch.nn.Linear(8, 2),
+                               torch_ext.nn.LeakyReLU(0.1))
+
+
+def make_data():
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(STEPS, 16, 6, generator=g), torch.randn(STEPS, 16, 2, generator=g)
+
+
+def train(model, xs, ys):
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for x, y in zip(xs, ys):
+        optimizer.zero_grad()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        optimizer.step()
+    return model
+
+
+def worker(rank, world_size, port, result_path):
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    try:
+        model = torch.nn.parallel.DistributedDataParallel(make_model())
+        xs, ys = make_data()
+        shard = slice(rank * 8, (rank + 1) * 8)  # each process takes half of every batch
+        train(model, xs[:, shard], ys[:, shard])
+        if rank == 0:
+            torch.save(model.module.state_dict(), result_path)
+    finally:
+        dist.destroy_process_group()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ddp_with_gloo_matches_single_process(tmp_path):
+    result_path = tmp_path / "ddp.pt"
+    mp.spawn(worker, args=(2, free_port(), str(result_path)), nprocs=2, join=True)
+    distributed = torch.load(result_path)
+    xs, ys = make_data()
+    single = train(make_model(), xs, ys).state_dict()
+    assert distributed.keys() == single.keys()
+    for key in single:
+        torch.testing.assert_close(distributed[key], single[key], rtol=1e-5, atol=1e-6)
+    assert not torch.equal(single["1.weight"], torch.full((8,), 0.25))  # the slopes did train
