@@ -3,7 +3,10 @@
 // 512-bit vectors for AVX-512 (F, BW, VL, DQ): 16 floats or 8 doubles. Only compiled inside
 // kernels_avx512.cpp, whose functions all carry the avx512 target.
 
+// The emulation test (tests/cpp/test_avx512_emulated.cpp) provides the intrinsics itself.
+#ifndef ACTX_EMULATED_AVX512
 #include <immintrin.h>
+#endif
 
 #include "cpu/kernel_table.h"
 

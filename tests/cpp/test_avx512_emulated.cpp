@@ -1,0 +1,236 @@
+// The AVX-512 element loops, run on any x86-64 CPU: SIMDe implements the AVX-512 intrinsics with
+// whatever the CPU has, so vec_avx512.h and activation_kernel.h are checked against the scalar
+// loops even where no AVX-512 hardware is at hand. (Where it is, the Python and C++ suites run the
+// real thing too.) This executable links neither libactx nor the native AVX-512 build.
+
+#define SIMDE_ENABLE_NATIVE_ALIASES
+#include <simde/x86/avx512.h>
+#include <simde/x86/f16c.h>
+
+#include <gtest/gtest.h>
+
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
+
+// Intrinsics this SIMDe release lacks, written lane by lane.
+namespace emulated {
+
+inline simde__m512 cvtph_ps(simde__m256i h) {
+  uint16_t in[16];
+  float out[16];
+  simde_mm256_storeu_si256(reinterpret_cast<simde__m256i*>(in), h);
+  for (int i = 0; i < 16; ++i) {
+    out[i] = static_cast<float>(c10::Half(in[i], c10::Half::from_bits()));
+  }
+  return simde_mm512_loadu_ps(out);
+}
+
+inline simde__m256i cvtps_ph(simde__m512 v, int) {
+  float in[16];
+  uint16_t out[16];
+  simde_mm512_storeu_ps(in, v);
+  for (int i = 0; i < 16; ++i) {
+    out[i] = std::isnan(in[i]) ? uint16_t(0x7E00) : c10::Half(in[i]).x; // NaN-ness is what counts
+  }
+  return simde_mm256_loadu_si256(reinterpret_cast<const simde__m256i*>(out));
+}
+
+inline float reduce_add_ps(simde__m512 v) {
+  float in[16];
+  simde_mm512_storeu_ps(in, v);
+  float s = 0;
+  for (float x : in) {
+    s += x;
+  }
+  return s;
+}
+
+inline double reduce_add_pd(simde__m512d v) {
+  double in[8];
+  simde_mm512_storeu_pd(in, v);
+  double s = 0;
+  for (double x : in) {
+    s += x;
+  }
+  return s;
+}
+
+inline simde__m256i cvtepi32_epi16(simde__m512i v) {
+  int32_t in[16];
+  int16_t out[16];
+  simde_mm512_storeu_si512(in, v);
+  for (int i = 0; i < 16; ++i) {
+    out[i] = static_cast<int16_t>(in[i]); // truncation, as vpmovdw
+  }
+  return simde_mm256_loadu_si256(reinterpret_cast<const simde__m256i*>(out));
+}
+
+inline simde__m512i cvtepu16_epi32(simde__m256i v) {
+  uint16_t in[16];
+  int32_t out[16];
+  simde_mm256_storeu_si256(reinterpret_cast<simde__m256i*>(in), v);
+  for (int i = 0; i < 16; ++i) {
+    out[i] = in[i];
+  }
+  return simde_mm512_loadu_si512(out);
+}
+
+} // namespace emulated
+
+#define _mm512_cvtph_ps emulated::cvtph_ps
+#define _mm512_cvtps_ph emulated::cvtps_ph
+#define _mm512_reduce_add_ps emulated::reduce_add_ps
+#define _mm512_reduce_add_pd emulated::reduce_add_pd
+#define _mm512_cvtepi32_epi16 emulated::cvtepi32_epi16
+#define _mm512_cvtepu16_epi32 emulated::cvtepu16_epi32
+
+// The mask types, which SIMDe names only with its prefix.
+using __mmask16 = simde__mmask16;
+using __mmask8 = simde__mmask8;
+#ifndef _MM_FROUND_NO_EXC
+#define _MM_FROUND_NO_EXC SIMDE_MM_FROUND_NO_EXC
+#endif
+#ifndef _MM_FROUND_TO_NEAREST_INT
+#define _MM_FROUND_TO_NEAREST_INT SIMDE_MM_FROUND_TO_NEAREST_INT
+#endif
+
+#define ACTX_EMULATED_AVX512
+#include "cpu/vec_avx512.h"
+
+namespace actx {
+namespace cpu {
+namespace avx512 {
+#include "cpu/activation_kernel.h"
+} // namespace avx512
+} // namespace cpu
+} // namespace actx
+
+namespace {
+
+using namespace actx::cpu;
+
+template <class T>
+T from_float(float v);
+template <>
+float from_float<float>(float v) {
+  return v;
+}
+template <>
+double from_float<double>(float v) {
+  return v;
+}
+template <>
+Half16 from_float<Half16>(float v) {
+  return Half16{c10::Half(v).x};
+}
+template <>
+BFloat16 from_float<BFloat16>(float v) {
+  return BFloat16{c10::BFloat16(v).x};
+}
+
+template <class T>
+double to_double(T v) {
+  return static_cast<double>(v);
+}
+template <>
+double to_double<Half16>(Half16 v) {
+  return static_cast<float>(c10::Half(v.bits, c10::Half::from_bits()));
+}
+template <>
+double to_double<BFloat16>(BFloat16 v) {
+  return static_cast<float>(c10::BFloat16(v.bits, c10::BFloat16::from_bits()));
+}
+
+// Same bits, or both NaN.
+template <class T>
+bool same(T a, T b) {
+  if (std::isnan(to_double(a)) || std::isnan(to_double(b))) {
+    return std::isnan(to_double(a)) && std::isnan(to_double(b));
+  }
+  return std::memcmp(&a, &b, sizeof(T)) == 0;
+}
+
+template <class T>
+std::vector<T> random_values(int64_t n, std::mt19937& rng) {
+  std::normal_distribution<float> normal;
+  const float specials[] = {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                            -std::numeric_limits<float>::infinity(), 0.0f, -0.0f, 1e-40f, -1e-40f, 3e38f};
+  std::vector<T> v(n);
+  for (int64_t i = 0; i < n; ++i) {
+    v[i] = from_float<T>(i % 13 == 5 ? specials[(i / 13) % 8] : normal(rng));
+  }
+  return v;
+}
+
+template <class T>
+void check_against_scalar() {
+  using C = compute_t<T>;
+  const KernelTable& emulated = *avx512::kernel_table();
+  const KernelTable& reference = *scalar::kernel_table();
+  std::mt19937 rng(0);
+  // (channels, inner): one slope; per-element weights (inner 1, rows of odd and even lengths);
+  // runs of one weight shorter and longer than a vector.
+  const std::pair<int64_t, int64_t> geometries[] = {{1, 1000}, {37, 1}, {64, 1}, {5, 3}, {7, 40}, {3, 129}};
+  for (const auto& [channels, inner] : geometries) {
+    const int64_t n = channels * inner * 3 + 11;
+    const auto x = random_values<T>(n, rng);
+    const auto g = random_values<T>(n, rng);
+    std::vector<C> w(channels);
+    for (int64_t c = 0; c < channels; ++c) {
+      w[c] = static_cast<C>(0.5 - 0.1 * static_cast<double>(c % 11));
+    }
+    if (channels > 3) {
+      w[3] = std::numeric_limits<C>::quiet_NaN();
+    }
+    for (const auto& [begin, end] : {std::pair<int64_t, int64_t>{0, n}, {5, n - 7}, {1, 2}}) {
+      const Span span{channels, inner, begin, end};
+      std::vector<T> out_e(n, from_float<T>(7.0f)), out_r(n, from_float<T>(7.0f));
+      kernels_for<T>(emulated).forward(x.data(), w.data(), out_e.data(), span);
+      kernels_for<T>(reference).forward(x.data(), w.data(), out_r.data(), span);
+      for (int64_t i = 0; i < n; ++i) {
+        ASSERT_TRUE(same(out_e[i], out_r[i])) << "forward, element " << i << " of span " << begin << ".." << end
+                                              << " (channels " << channels << ", inner " << inner << ")";
+      }
+      std::vector<C> gw_e(channels, 0), gw_r(channels, 0), magnitude(channels, 0);
+      kernels_for<T>(emulated).backward(g.data(), x.data(), w.data(), out_e.data(), gw_e.data(), span);
+      kernels_for<T>(reference).backward(g.data(), x.data(), w.data(), out_r.data(), gw_r.data(), span);
+      for (int64_t i = 0; i < n; ++i) {
+        ASSERT_TRUE(same(out_e[i], out_r[i])) << "grad_input, element " << i;
+      }
+      for (int64_t i = begin; i < end; ++i) {
+        if (!(to_double(x[i]) > 0)) {
+          magnitude[(i / inner) % channels] += std::abs(to_double(x[i]) * to_double(g[i]));
+        }
+      }
+      for (int64_t c = 0; c < channels; ++c) {
+        const double a = gw_e[c], b = gw_r[c];
+        if (std::isnan(a) || std::isnan(b) || std::isinf(a) || std::isinf(b)) {
+          EXPECT_EQ(std::isnan(a), std::isnan(b)) << "grad_weight " << c;
+        } else {
+          EXPECT_LE(std::abs(a - b), 1e-5 * magnitude[c] + 1e-30) << "grad_weight " << c;
+        }
+      }
+    }
+  }
+}
+
+TEST(Avx512Emulated, Float32MatchesScalar) {
+  check_against_scalar<float>();
+}
+TEST(Avx512Emulated, Float64MatchesScalar) {
+  check_against_scalar<double>();
+}
+TEST(Avx512Emulated, Float16MatchesScalar) {
+  check_against_scalar<Half16>();
+}
+TEST(Avx512Emulated, BFloat16MatchesScalar) {
+  check_against_scalar<BFloat16>();
+}
+
+} // namespace
