@@ -62,6 +62,11 @@ BAD_INPUTS = [
      "expected `grad_output` to have the shape of `self`"),
     ("prelu_backward with a bad weight", lambda: actx.prelu_backward(x4(), x4(), torch.rand(5)),
      "one per channel"),
+    # Without a GPU, the meta device stands in for "another device" (test_cuda.py checks CUDA vs CPU).
+    ("input and weight on different devices", lambda: actx.prelu(x4(), torch.rand(3, device="meta")),
+     r"expected `weight` on the same device as `self` \(cpu\), got meta"),
+    ("grad_output on another device", lambda: actx.prelu_backward(torch.empty(2, 3, 4, 5, device="meta"), x4(), torch.rand(3)),
+     "expected `grad_output` on the same device as `self`"),
     ("slope that overflows float32", lambda: actx.leaky_relu(torch.randn(3), 1e300),
      "cannot be converted to type float without overflow"),
 ]
