@@ -8,7 +8,6 @@
 // and registers all operators with register_backend<Backend>(m) in its TORCH_LIBRARY_IMPL.
 
 #include <ATen/ATen.h>
-#include <ATen/MemoryOverlap.h>
 #include <torch/library.h>
 
 #include "shape.h"
@@ -89,10 +88,7 @@ at::Tensor leaky_relu(const at::Tensor& self, const at::Scalar& negative_slope) 
 template <class Backend>
 at::Tensor& leaky_relu_(at::Tensor& self, const at::Scalar& negative_slope) {
   detail::check_leaky_relu_args(self, negative_slope, "leaky_relu_");
-  TORCH_CHECK(
-      at::has_internal_overlap(self) != at::MemOverlap::Yes,
-      "actx::leaky_relu_: `self` has elements that share memory (for example an expanded tensor), so "
-      "an in-place result is ill-defined; call actx::leaky_relu, or clone() `self` first");
+  check_no_internal_overlap(self, "leaky_relu_");
   if constexpr (Backend::kComputes) {
     if (self.numel() > 0) {
       ElementwiseCall call;

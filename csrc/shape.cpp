@@ -1,6 +1,7 @@
 #include "shape.h"
 
 #include <ATen/ATen.h>
+#include <ATen/MemoryOverlap.h>
 
 #include <algorithm>
 #include <numeric>
@@ -28,6 +29,13 @@ void check_slope(const at::Scalar& negative_slope, const char* op) {
   TORCH_CHECK(
       !negative_slope.isComplex(),
       "actx::", op, ": expected `negative_slope` to be a real number, got ", negative_slope);
+}
+
+void check_no_internal_overlap(const at::Tensor& self, const char* op) {
+  TORCH_CHECK(
+      at::has_internal_overlap(self) != at::MemOverlap::Yes,
+      "actx::", op, ": `self` has elements that share memory (for example an expanded tensor), so an "
+      "in-place result is ill-defined; call the out-of-place operator, or clone() `self` first");
 }
 
 void check_like_self(const at::Tensor& other, const at::Tensor& self, const char* op, const char* arg) {

@@ -19,6 +19,9 @@ void check_floating_input(const at::Tensor& t, const char* op, const char* arg);
 // negative_slope must be a real number.
 void check_slope(const at::Scalar& negative_slope, const char* op);
 
+// The target of an in-place write must not have elements that share memory (an expanded tensor).
+void check_no_internal_overlap(const at::Tensor& self, const char* op);
+
 // `other` must match `self` in shape, dtype and device (grad_output of the backward operators).
 void check_like_self(const at::Tensor& other, const at::Tensor& self, const char* op, const char* arg);
 

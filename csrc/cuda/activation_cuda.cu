@@ -143,6 +143,21 @@ __device__ acc_t block_sum(acc_t value) {
   return total; // valid in thread 0
 }
 
+// grad_input of element i, and its term of the weight gradient.
+template <class scalar_t>
+__device__ inline at::opmath_type<scalar_t> backward_element(
+    const scalar_t* __restrict__ grad,
+    const scalar_t* __restrict__ x,
+    scalar_t* __restrict__ grad_input,
+    int64_t i,
+    at::opmath_type<scalar_t> slope) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const acc_t xi = static_cast<acc_t>(x[i]);
+  const acc_t gi = static_cast<acc_t>(grad[i]);
+  grad_input[i] = static_cast<scalar_t>(activation_grad(gi, xi, slope));
+  return slope_grad(gi, xi);
+}
+
 // Channel-major layout [outer, channels, inner] with a long inner run: block (c, s) covers
 // split s of channel c's plane (outer x inner) and writes one partial sum.
 template <class scalar_t>
@@ -165,11 +180,7 @@ __global__ void backward_channel_major_kernel(
   const int64_t last = first + per_split < plane ? first + per_split : plane;
   for (int64_t p = first + threadIdx.x; p < last; p += blockDim.x) {
     const int64_t o = p / inner;
-    const int64_t i = (o * channels + c) * inner + (p - o * inner);
-    const acc_t xi = static_cast<acc_t>(x[i]);
-    const acc_t gi = static_cast<acc_t>(grad[i]);
-    grad_input[i] = static_cast<scalar_t>(activation_grad(gi, xi, a));
-    sum += slope_grad(gi, xi);
+    sum += backward_element(grad, x, grad_input, (o * channels + c) * inner + (p - o * inner), a);
   }
   const acc_t total = block_sum(sum);
   if (threadIdx.x == 0) {
@@ -206,10 +217,7 @@ __global__ void backward_columns_kernel(
     if (i >= n) {
       break;
     }
-    const acc_t xi = static_cast<acc_t>(x[i]);
-    const acc_t gi = static_cast<acc_t>(grad[i]);
-    grad_input[i] = static_cast<scalar_t>(activation_grad(gi, xi, a));
-    sum += slope_grad(gi, xi);
+    sum += backward_element(grad, x, grad_input, i, a);
   }
   partials[tile * width + j] = sum;
 }

@@ -4,11 +4,11 @@
 // functional tensor becomes the out-of-place leaky_relu, whose result replaces the tensor's value.
 
 #include <ATen/FunctionalTensorWrapper.h>
-#include <ATen/MemoryOverlap.h>
 #include <ATen/core/LegacyTypeDispatch.h>
 #include <torch/library.h>
 
 #include "actx/actx.h"
+#include "shape.h"
 
 namespace actx {
 namespace {
@@ -23,11 +23,8 @@ at::Tensor& leaky_relu__functionalize(at::Tensor& self, const at::Scalar& negati
   at::Tensor result;
   {
     at::AutoDispatchSkipFunctionalize guard;
-    // The in-place call's own checks first (overlapping memory), so that both paths refuse alike.
-    TORCH_CHECK(
-        at::has_internal_overlap(value) != at::MemOverlap::Yes,
-        "actx::leaky_relu_: `self` has elements that share memory (for example an expanded tensor), "
-        "so an in-place result is ill-defined; call actx::leaky_relu, or clone() `self` first");
+    // The in-place call's own check first, so that both paths refuse alike.
+    check_no_internal_overlap(value, "leaky_relu_");
     result = actx::leaky_relu(value, negative_slope);
   }
   at::functionalization::impl::replace_(self, result);
