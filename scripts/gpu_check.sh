@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # On a GPU machine with torch (2.11+cu130) and nvcc already installed and no network: build the
-# extension in place, run the CUDA tests, then the CUDA benchmark, and print its table last.
+# extension in place, run the CUDA tests (kernels, then the compiler/export paths), then the CUDA
+# benchmark, and print its table last.
 # Usage: bash scripts/gpu_check.sh [python]   (default: python3)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +27,10 @@ echo "== CUDA tests"
 "$PYTHON" -c "import pytest" 2>/dev/null || { echo "pytest missing"; exit 1; }
 "$PYTHON" -m pytest -q -p no:cacheprovider tests/python/test_cuda.py -m "slow or not slow" 2>&1 | tail -15
 tests_rc=${PIPESTATUS[0]}
+
+echo "== torch.compile, torch.export and autocast on CUDA"
+"$PYTHON" -m pytest -q -p no:cacheprovider tests/python/test_ecosystem.py -k cuda 2>&1 | tail -8
+tests_rc=$(( tests_rc | PIPESTATUS[0] ))
 
 echo "== CUDA benchmark"
 "$PYTHON" -m torch_ext.benchmark --device cuda --repeats 5 --seconds 0.02 --out "$OUT" > "$OUT/bench.log" 2>&1

@@ -26,9 +26,14 @@ class Net(torch.nn.Module):
         return torch_ext.leaky_relu(y * 1.0, 0.05, inplace=True)
 
 
-def make_inputs(seed=0):
+# The compiler and export paths run on the CPU everywhere and on CUDA where a GPU is present.
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
+                                                                reason="no CUDA device"))]
+
+
+def make_inputs(seed=0, device="cpu"):
     torch.manual_seed(seed)
-    return Net(), torch.randn(4, 3, 6, 6)
+    return Net().to(device), torch.randn(4, 3, 6, 6, device=device)
 
 
 def forward_backward(model, x):
@@ -38,10 +43,11 @@ def forward_backward(model, x):
     return out.detach(), x.grad, [p.grad.clone() for p in model.parameters()]
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dynamic", [False, True])
-def test_torch_compile_fullgraph_matches_eager(dynamic):
+def test_torch_compile_fullgraph_matches_eager(dynamic, device):
     torch._dynamo.reset()
-    model, x = make_inputs()
+    model, x = make_inputs(0, device)
     eager = forward_backward(model, x)
     model.zero_grad()
     compiled = torch.compile(model, fullgraph=True, dynamic=dynamic, backend="aot_eager")
@@ -52,9 +58,10 @@ def test_torch_compile_fullgraph_matches_eager(dynamic):
         torch.testing.assert_close(a, b)
 
 
-def test_torch_compile_inductor_matches_eager():
+@pytest.mark.parametrize("device", DEVICES)
+def test_torch_compile_inductor_matches_eager(device):
     torch._dynamo.reset()
-    model, x = make_inputs(1)
+    model, x = make_inputs(1, device)
     eager = forward_backward(model, x)
     model.zero_grad()
     result = forward_backward(torch.compile(model, fullgraph=True), x)
@@ -62,8 +69,9 @@ def test_torch_compile_inductor_matches_eager():
     torch.testing.assert_close(result[1], eager[1], rtol=1e-4, atol=1e-5)
 
 
-def test_torch_export_and_run_again():
-    model, x = make_inputs(2)
+@pytest.mark.parametrize("device", DEVICES)
+def test_torch_export_and_run_again(device):
+    model, x = make_inputs(2, device)
     model.eval()
     expected = model(x)
     exported = torch.export.export(model, (x,))
@@ -106,18 +114,20 @@ def test_replace_activations_keeps_weights_and_mode():
     torch.testing.assert_close(model(x), expected)
 
 
-def test_autocast_behaves_as_torch():
+@pytest.mark.parametrize("device, dtype", [("cpu", torch.bfloat16), pytest.param(
+    "cuda", torch.float16, marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))])
+def test_autocast_behaves_as_torch(device, dtype):
     torch.manual_seed(5)
-    linear = torch.nn.Linear(8, 8)
-    x = torch.randn(4, 8)
-    w = torch.rand(8)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    linear = torch.nn.Linear(8, 8).to(device)
+    x = torch.randn(4, 8, device=device)
+    w = torch.rand(8, device=device)
+    with torch.autocast(device, dtype=dtype):
         h = linear(x)
         ours = torch.ops.actx.leaky_relu(h, 0.1)
         theirs = F.leaky_relu(h, 0.1)
-        assert ours.dtype == theirs.dtype == torch.bfloat16
+        assert ours.dtype == theirs.dtype == dtype
         assert torch.equal(ours, theirs)
-        # torch's prelu refuses a float32 weight with a bfloat16 input; actx takes it (mixed precision).
+        # torch's prelu refuses a float32 weight with a half input; actx takes it (mixed precision).
         out = torch.ops.actx.prelu(h, w)
-        assert out.dtype == torch.bfloat16
-        assert torch.equal(out, torch.where(h > 0, h, (w * h.float()).to(torch.bfloat16)))
+        assert out.dtype == dtype
+        assert torch.equal(out, torch.where(h > 0, h, (w * h.float()).to(dtype)))
