@@ -94,57 +94,52 @@ inline VecD zero_like(VecD) {
   return VecD::zero();
 }
 
-// 16 bfloat16 values as two float vectors: a 32-bit lane of the loaded register holds elements
-// 2j (low half) and 2j + 1 (high half), so a shift and a mask make floats of them without
-// unpacking across lanes, and the store puts them back the same way. Half the instructions per
-// element of the one-register form, which is what bounds bfloat16 on AVX2.
+// 16 bfloat16 values as two float vectors. load() fills them the cheap way: a 32-bit lane of the
+// loaded register holds elements 2j (low half) and 2j + 1 (high half), so a shift and a mask make
+// floats of them without crossing 128-bit lanes (half the instructions per element of unpacking,
+// and what bounds bfloat16 on AVX2): v0 holds elements 0, 2, ..., 14 and v1 elements 1, 3, ..., 15.
+// Where each element has its own weight, load_in_order() puts elements 0-7 in v0 and 8-15 in v1,
+// the order of the weights that load_compute() reads (one cross-lane permute more per load and per
+// store, instead of shuffling the weights and weight-gradient sums on every step).
 struct VecBF {
   static constexpr int64_t kLanes = 16;
-  VecF even; // elements 0, 2, ..., 14
-  VecF odd;  // elements 1, 3, ..., 15
+  VecF v0;
+  VecF v1;
   static VecBF broadcast(float c) {
     return {VecF::broadcast(c), VecF::broadcast(c)};
   }
   static VecBF zero() {
     return {VecF::zero(), VecF::zero()};
   }
-  // 16 consecutive floats, split into even and odd elements.
   static VecBF load_compute(const float* p) {
-    const __m256 a = _mm256_loadu_ps(p);
-    const __m256 b = _mm256_loadu_ps(p + 8);
-    const __m256 even = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)); // a0 a2 b0 b2 | a4 a6 b4 b6
-    const __m256 odd = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));  // a1 a3 b1 b3 | a5 a7 b5 b7
-    return {{_mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even), _MM_SHUFFLE(3, 1, 2, 0)))},
-            {_mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(odd), _MM_SHUFFLE(3, 1, 2, 0)))}};
+    return {{_mm256_loadu_ps(p)}, {_mm256_loadu_ps(p + 8)}};
   }
   static void store_compute(float* p, VecBF v) {
-    const __m256 lo = _mm256_unpacklo_ps(v.even.v, v.odd.v); // e0 o0 e1 o1 | e4 o4 e5 o5
-    const __m256 hi = _mm256_unpackhi_ps(v.even.v, v.odd.v); // e2 o2 e3 o3 | e6 o6 e7 o7
-    _mm256_storeu_ps(p, _mm256_permute2f128_ps(lo, hi, 0x20));
-    _mm256_storeu_ps(p + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+    _mm256_storeu_ps(p, v.v0.v);
+    _mm256_storeu_ps(p + 8, v.v1.v);
   }
 };
 struct MaskBF {
-  MaskF even;
-  MaskF odd;
+  MaskF m0;
+  MaskF m1;
 };
 inline VecBF operator*(VecBF a, VecBF b) {
-  return {a.even * b.even, a.odd * b.odd};
+  return {a.v0 * b.v0, a.v1 * b.v1};
 }
 inline VecBF operator+(VecBF a, VecBF b) {
-  return {a.even + b.even, a.odd + b.odd};
+  return {a.v0 + b.v0, a.v1 + b.v1};
 }
 inline MaskBF positive(VecBF a) {
-  return {positive(a.even), positive(a.odd)};
+  return {positive(a.v0), positive(a.v1)};
 }
 inline VecBF select(MaskBF m, VecBF a, VecBF b) {
-  return {select(m.even, a.even, b.even), select(m.odd, a.odd, b.odd)};
+  return {select(m.m0, a.v0, b.v0), select(m.m1, a.v1, b.v1)};
 }
 inline VecBF zero_like(VecBF) {
   return VecBF::zero();
 }
 inline float reduce_add(VecBF a) {
-  return reduce_add(a.even + a.odd);
+  return reduce_add(a.v0 + a.v1);
 }
 
 template <class T>
@@ -176,6 +171,15 @@ inline VecBF load(const BFloat16* p) {
   return {{_mm256_castsi256_ps(_mm256_slli_epi32(bits, 16))},
           {_mm256_castsi256_ps(_mm256_and_si256(bits, _mm256_set1_epi32(static_cast<int>(0xFFFF0000u))))}};
 }
+inline VecBF load_in_order(const BFloat16* p) {
+  // 64-bit quarters q0 q1 q2 q3 (elements 0-3, 4-7, 8-11, 12-15) to q0 q2 | q1 q3: unpacking the
+  // low halves of the 128-bit lanes then gives elements 0-7, the high halves 8-15.
+  const __m256i bits = _mm256_permute4x64_epi64(
+      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), _MM_SHUFFLE(3, 1, 2, 0));
+  const __m256i zero = _mm256_setzero_si256();
+  return {{_mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, bits))},
+          {_mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, bits))}};
+}
 inline void store(float* p, VecF v) {
   _mm256_storeu_ps(p, v.v);
 }
@@ -195,9 +199,15 @@ inline __m256i round_to_bfloat16_bits(VecF v) {
   return _mm256_add_epi32(bits, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7FFF)));
 }
 inline void store(BFloat16* p, VecBF v) {
-  const __m256i even = _mm256_srli_epi32(round_to_bfloat16_bits(v.even), 16);
-  const __m256i odd = _mm256_and_si256(round_to_bfloat16_bits(v.odd), _mm256_set1_epi32(static_cast<int>(0xFFFF0000u)));
+  const __m256i even = _mm256_srli_epi32(round_to_bfloat16_bits(v.v0), 16);
+  const __m256i odd = _mm256_and_si256(round_to_bfloat16_bits(v.v1), _mm256_set1_epi32(static_cast<int>(0xFFFF0000u)));
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm256_or_si256(even, odd));
+}
+inline void store_in_order(BFloat16* p, VecBF v) {
+  // Packing works within 128-bit lanes (0-3 8-11 | 4-7 12-15); the permute restores the order.
+  const __m256i packed = _mm256_packus_epi32(
+      _mm256_srli_epi32(round_to_bfloat16_bits(v.v0), 16), _mm256_srli_epi32(round_to_bfloat16_bits(v.v1), 16));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm256_permute4x64_epi64(packed, _MM_SHUFFLE(3, 1, 2, 0)));
 }
 
 } // namespace avx2
