@@ -9,7 +9,7 @@ PYTHON := .venv/bin/python
 BOOTSTRAP_STAMP := .venv/.actx-bootstrapped
 CMAKE_BUILD_DIR := build/cmake
 
-.PHONY: all bootstrap build build-cpp test test-python test-cpp test-slow sanitize demo bench clean
+.PHONY: all bootstrap build build-cpp test test-python test-cpp test-slow sanitize demo bench bench-kernels clean
 
 all: build
 
@@ -59,6 +59,10 @@ demo: build
 
 bench: build
 	$(PYTHON) -m torch_ext.benchmark
+
+# The raw element loops per instruction set and dtype against memcpy (Google Benchmark).
+bench-kernels: build-cpp
+	$(CMAKE_BUILD_DIR)/actx_kernels_bench
 
 clean:
 	rm -rf build/ torch_ext/_C*.so *.egg-info

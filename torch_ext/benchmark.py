@@ -1,6 +1,7 @@
 """CPU benchmark: actx against torch's built-in operators and against a copy of the same bytes.
 
     python -m torch_ext.benchmark [--threads 1,2] [--out bench_out] [--quick] [--device cuda]
+                                  [--only forward,float16]
 
 All variants of a case run in one process, at the same thread count, interleaved: each repetition
 times every variant once, and the table reports medians. The roofline of a case is the time of
@@ -139,13 +140,15 @@ def time_variants(variants, repeats: int, target_seconds: float, sync=lambda: No
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def run(threads_list, repeats, quick, target_seconds, device="cpu"):
+def run(threads_list, repeats, quick, target_seconds, device="cpu", only=()):
     rows = []
     for threads in threads_list:
         torch.set_num_threads(threads)
         cases = make_cuda_cases() if device == "cuda" else make_cases(quick)
         sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
         for name, dtype, layout, streams, variants in cases:
+            if only and not all(word in f"{name} {dtype} {layout}" for word in only):
+                continue
             t = time_variants(variants, repeats, target_seconds, sync)
             roofline = t["copy"] * streams / 2
             rows.append({
@@ -206,6 +209,8 @@ def main(argv=None):
     parser.add_argument("--out", default="bench_out", help="folder for benchmark.json and benchmark.png")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                         help="cuda: the GPU cases (threads do not apply)")
+    parser.add_argument("--only", default="", help="run only the cases whose 'case dtype layout' "
+                        "contains every comma-separated word (e.g. 'forward,float16')")
     args = parser.parse_args(argv)
     threads = sorted({int(t) for t in args.threads.split(",")})
     repeats = 3 if args.quick else args.repeats
@@ -217,7 +222,8 @@ def main(argv=None):
     else:
         print(f"actx {torch_ext.cpu_capability()} kernels, torch {torch.__version__}, {cpu_name()}, "
               f"threads {threads}")
-    rows = run(threads, repeats, args.quick, args.seconds, args.device)
+    rows = run(threads, repeats, args.quick, args.seconds, args.device,
+               [word for word in args.only.split(",") if word])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"cpu": cpu_name(), "torch": torch.__version__, "capability": torch_ext.cpu_capability(),

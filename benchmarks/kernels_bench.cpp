@@ -1,0 +1,148 @@
+// Google Benchmark of the raw CPU element loops (no dispatcher, no allocation, no threads), for
+// tuning: each instruction set the CPU has, each dtype, forward and prelu backward, against
+// memcpy of the same bytes, at sizes that live in L2, in L3 and in memory.
+//
+//   cmake --build build/cmake --target actx_kernels_bench && build/cmake/actx_kernels_bench
+//
+// Bytes per second count what a loop must move (forward: x in, out; backward: grad and x in,
+// grad_input out), so a loop at the copy's rate is at the memory roofline.
+
+#include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cpu/kernel_table.h"
+
+namespace {
+
+using actx::cpu::BFloat16;
+using actx::cpu::compute_t;
+using actx::cpu::Half16;
+using actx::cpu::KernelTable;
+using actx::cpu::Span;
+
+bool cpu_supports(const std::string& level) {
+  __builtin_cpu_init();
+  if (level == "avx2") {
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  }
+  if (level == "avx512") {
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  }
+  return true;
+}
+
+// Values of both signs for every storage type (the bits of small floats for the half types).
+template <class T>
+std::vector<T> random_values(int64_t n) {
+  std::mt19937 rng(0);
+  std::normal_distribution<float> normal;
+  std::vector<T> v(n);
+  for (auto& e : v) {
+    const float f = normal(rng);
+    if constexpr (std::is_same_v<T, Half16> || std::is_same_v<T, BFloat16>) {
+      uint32_t bits;
+      std::memcpy(&bits, &f, sizeof bits);
+      e.bits = static_cast<uint16_t>(bits >> 16); // a bfloat16; as a float16, some number
+    } else {
+      e = static_cast<T>(f);
+    }
+  }
+  return v;
+}
+
+constexpr int64_t kChannels = 64;
+
+// NCHW-like: runs of n / 64 elements share a weight; channels_last-like (range(1) == 1): element i
+// uses weight i % 64.
+Span span_of(const benchmark::State& state, int64_t n) {
+  return state.range(1) == 1 ? Span{kChannels, 1, 0, n} : Span{kChannels, n / kChannels, 0, n};
+}
+
+template <class T>
+void forward(benchmark::State& state, const KernelTable* table) {
+  const int64_t n = state.range(0) / sizeof(T);
+  const auto x = random_values<T>(n);
+  std::vector<T> out(n);
+  const std::vector<compute_t<T>> w(kChannels, compute_t<T>(0.25));
+  const Span span = span_of(state, n);
+  for (auto _ : state) {
+    actx::cpu::kernels_for<T>(*table).forward(x.data(), w.data(), out.data(), span);
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * 2 * n * int64_t(sizeof(T)));
+}
+
+template <class T>
+void prelu_backward(benchmark::State& state, const KernelTable* table) {
+  const int64_t n = state.range(0) / sizeof(T);
+  const auto x = random_values<T>(n);
+  const auto g = random_values<T>(n);
+  std::vector<T> gx(n);
+  const std::vector<compute_t<T>> w(kChannels, compute_t<T>(0.25));
+  std::vector<compute_t<T>> gw(kChannels);
+  const Span span = span_of(state, n);
+  for (auto _ : state) {
+    actx::cpu::kernels_for<T>(*table).backward(g.data(), x.data(), w.data(), gx.data(), gw.data(), span);
+    benchmark::DoNotOptimize(gx.data());
+    benchmark::DoNotOptimize(gw.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * 3 * n * int64_t(sizeof(T)));
+}
+
+void copy(benchmark::State& state) {
+  const int64_t bytes = state.range(0);
+  const std::vector<char> src(bytes, 1);
+  std::vector<char> dst(bytes);
+  for (auto _ : state) {
+    std::memcpy(dst.data(), src.data(), bytes);
+    benchmark::DoNotOptimize(dst.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * 2 * bytes);
+}
+
+// Bytes per tensor: in L1, in L2, in L3, in memory.
+const std::vector<int64_t> kSizes = {8 << 10, 256 << 10, 8 << 20, 64 << 20};
+
+template <class T>
+void register_dtype(const char* level, const KernelTable* table, const char* dtype) {
+  for (const int64_t layout : {0, 1}) {
+    const std::string name = std::string(level) + "/" + dtype + (layout ? "/channels_last" : "/nchw");
+    for (const int64_t bytes : kSizes) {
+      benchmark::RegisterBenchmark((name + "/forward").c_str(), forward<T>, table)->Args({bytes, layout});
+      benchmark::RegisterBenchmark((name + "/prelu_backward").c_str(), prelu_backward<T>, table)
+          ->Args({bytes, layout});
+    }
+  }
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  for (const int64_t bytes : kSizes) {
+    benchmark::RegisterBenchmark("memcpy", copy)->Args({bytes, 0});
+  }
+  const std::pair<const char*, const KernelTable*> levels[] = {
+      {"scalar", actx::cpu::scalar::kernel_table()},
+      {"avx2", actx::cpu::avx2::kernel_table()},
+      {"avx512", actx::cpu::avx512::kernel_table()}};
+  for (const auto& [level, table] : levels) {
+    if (table == nullptr || !cpu_supports(level)) {
+      continue;
+    }
+    register_dtype<float>(level, table, "float32");
+    register_dtype<BFloat16>(level, table, "bfloat16");
+    register_dtype<Half16>(level, table, "float16");
+  }
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
