@@ -7,6 +7,7 @@ torch.onnx.export does not know custom operators; this module tells it how to wr
     torch.onnx.export(model, (x,), "model.onnx",                      # the same, by hand
                       custom_translation_table=torch_ext.onnx.translation_table())
     torch_ext.onnx.export(model, (x,), "model.onnx", dynamo=False)    # the TorchScript exporter
+    torch_ext.onnx.register_torchscript_symbolics()                   # ... to call it by hand
 
 The translations are written so that an ONNX runtime computes what actx computes, bit for bit, but
 for one rule of ONNX's own: LeakyRelu and PRelu return x for x >= 0 where torch returns slope * x
