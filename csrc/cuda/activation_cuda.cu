@@ -1,8 +1,9 @@
 // The CUDA backend. Forward and the leaky_relu backward are one elementwise kernel (16-byte loads
 // and stores where alignment allows, grid-stride, one index division per vector). The prelu
-// backward writes grad_input and reduces the weight gradient in the same pass: per-block partial
-// sums in registers and shared memory, then a second small kernel adds the partials of each
-// channel in a fixed order, so the result is the same bits on every run (no atomics).
+// backward writes grad_input and reduces the weight gradient in the same pass, also with 16-byte
+// accesses where alignment allows: per-block partial sums in registers and shared memory, then a
+// second small kernel adds the partials of each channel in a fixed order, so the result is the
+// same bits on every run (no atomics).
 
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -143,24 +144,35 @@ __device__ acc_t block_sum(acc_t value) {
   return total; // valid in thread 0
 }
 
-// grad_input of element i, and its term of the weight gradient.
-template <class scalar_t>
-__device__ inline at::opmath_type<scalar_t> backward_element(
+// grad_input of VEC elements from i on (16 bytes, aligned, when VEC > 1), and each one's term of
+// the weight gradient, element k with slope a[k].
+template <class scalar_t, int VEC>
+__device__ inline void backward_pack(
     const scalar_t* __restrict__ grad,
     const scalar_t* __restrict__ x,
     scalar_t* __restrict__ grad_input,
     int64_t i,
-    at::opmath_type<scalar_t> slope) {
+    const at::opmath_type<scalar_t> (&a)[VEC],
+    at::opmath_type<scalar_t> (&terms)[VEC]) {
   using acc_t = at::opmath_type<scalar_t>;
-  const acc_t xi = static_cast<acc_t>(x[i]);
-  const acc_t gi = static_cast<acc_t>(grad[i]);
-  grad_input[i] = static_cast<scalar_t>(activation_grad(gi, xi, slope));
-  return slope_grad(gi, xi);
+  using P = Pack<scalar_t, VEC>;
+  const P xv = *reinterpret_cast<const P*>(x + i);
+  const P gv = *reinterpret_cast<const P*>(grad + i);
+  P result;
+#pragma unroll
+  for (int k = 0; k < VEC; ++k) {
+    const acc_t xk = static_cast<acc_t>(xv.v[k]);
+    const acc_t gk = static_cast<acc_t>(gv.v[k]);
+    result.v[k] = static_cast<scalar_t>(activation_grad(gk, xk, a[k]));
+    terms[k] = slope_grad(gk, xk);
+  }
+  *reinterpret_cast<P*>(grad_input + i) = result;
 }
 
 // Channel-major layout [outer, channels, inner] with a long inner run: block (c, s) covers
-// split s of channel c's plane (outer x inner) and writes one partial sum.
-template <class scalar_t>
+// split s of channel c's plane (outer x inner), VEC elements at a time (inner is a multiple of
+// VEC), and writes one partial sum. Positions are counted, not divided out, per step.
+template <class scalar_t, int VEC>
 __global__ void backward_channel_major_kernel(
     const scalar_t* __restrict__ grad,
     const scalar_t* __restrict__ x,
@@ -174,13 +186,34 @@ __global__ void backward_channel_major_kernel(
   using acc_t = at::opmath_type<scalar_t>;
   const int64_t c = blockIdx.x;
   const int64_t split = blockIdx.y;
-  const acc_t a = weight[c];
+  acc_t a[VEC];
+#pragma unroll
+  for (int k = 0; k < VEC; ++k) {
+    a[k] = weight[c];
+  }
   acc_t sum = 0;
+  // In units of VEC elements: the plane has `plane / VEC` of them, a row of the plane `inner / VEC`.
+  const int64_t row_len = inner / VEC;
   const int64_t first = split * per_split;
-  const int64_t last = first + per_split < plane ? first + per_split : plane;
-  for (int64_t p = first + threadIdx.x; p < last; p += blockDim.x) {
-    const int64_t o = p / inner;
-    sum += backward_element(grad, x, grad_input, (o * channels + c) * inner + (p - o * inner), a);
+  const int64_t last = first + per_split < plane / VEC ? first + per_split : plane / VEC;
+  int64_t p = first + threadIdx.x;
+  if (p < last) {
+    int64_t o = p / row_len;
+    int64_t r = p - o * row_len;
+    int64_t row_start = (o * channels + c) * inner; // element index of row o of channel c
+    for (; p < last; p += blockDim.x) {
+      acc_t terms[VEC];
+      backward_pack<scalar_t, VEC>(grad, x, grad_input, row_start + r * VEC, a, terms);
+#pragma unroll
+      for (int k = 0; k < VEC; ++k) {
+        sum += terms[k];
+      }
+      r += blockDim.x;
+      while (r >= row_len) {
+        r -= row_len;
+        row_start += channels * inner;
+      }
+    }
   }
   const acc_t total = block_sum(sum);
   if (threadIdx.x == 0) {
@@ -188,10 +221,17 @@ __global__ void backward_channel_major_kernel(
   }
 }
 
+// The column kernel's block: kColumnThreads threads side by side (coalesced along a row) times
+// kRowThreads threads down the rows of the block's tile.
+constexpr int kColumnThreads = 32;
+constexpr int kRowThreads = kThreads / kColumnThreads;
+
 // Any layout, read as rows of `period` = channels * inner elements: column j of a block of
-// `width` = period * m columns always holds channel (j % period) / inner. Thread j walks the rows
-// of one tile down its column (coalesced across threads) and writes one partial per column.
-template <class scalar_t>
+// `width` = period * m columns always holds channel (j % period) / inner. Thread (tx, ty) owns VEC
+// neighbouring columns (width is a multiple of VEC) and every kRowThreads-th row of one tile down
+// them; shared memory then adds the kRowThreads sums of each column in a fixed order, and the block
+// writes one partial per column and tile.
+template <class scalar_t, int VEC>
 __global__ void backward_columns_kernel(
     const scalar_t* __restrict__ grad,
     const scalar_t* __restrict__ x,
@@ -204,22 +244,51 @@ __global__ void backward_columns_kernel(
     int64_t width,
     int64_t rows_per_tile) {
   using acc_t = at::opmath_type<scalar_t>;
-  const int64_t j = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (j >= width) {
-    return;
-  }
+  __shared__ acc_t column_sums[kRowThreads][kColumnThreads * VEC];
+  const int tx = threadIdx.x % kColumnThreads;
+  const int ty = threadIdx.x / kColumnThreads;
+  const int64_t j = (static_cast<int64_t>(blockIdx.x) * kColumnThreads + tx) * VEC;
   const int64_t tile = blockIdx.y;
-  const acc_t a = weight[(j % period) / inner];
-  acc_t sum = 0;
-  const int64_t first_row = tile * rows_per_tile;
-  for (int64_t r = first_row; r < first_row + rows_per_tile; ++r) {
-    const int64_t i = r * width + j;
-    if (i >= n) {
-      break;
-    }
-    sum += backward_element(grad, x, grad_input, i, a);
+  acc_t sums[VEC];
+#pragma unroll
+  for (int k = 0; k < VEC; ++k) {
+    sums[k] = 0;
   }
-  partials[tile * width + j] = sum;
+  if (j < width) {
+    acc_t a[VEC];
+#pragma unroll
+    for (int k = 0; k < VEC; ++k) {
+      a[k] = weight[((j + k) % period) / inner];
+    }
+    const int64_t tile_end = (tile + 1) * rows_per_tile * width;
+    const int64_t end = tile_end < n ? tile_end : n;
+    // n is a multiple of VEC here, so a row holds all of a thread's columns or none.
+#pragma unroll 4
+    for (int64_t i = (tile * rows_per_tile + ty) * width + j; i < end; i += kRowThreads * width) {
+      acc_t terms[VEC];
+      backward_pack<scalar_t, VEC>(grad, x, grad_input, i, a, terms);
+#pragma unroll
+      for (int k = 0; k < VEC; ++k) {
+        sums[k] += terms[k];
+      }
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < VEC; ++k) {
+    column_sums[ty][tx * VEC + k] = sums[k];
+  }
+  __syncthreads();
+  // kThreads threads write the block's kColumnThreads * VEC partials, each summed in row order.
+  for (int col = threadIdx.x; col < kColumnThreads * VEC; col += kThreads) {
+    const int64_t column = static_cast<int64_t>(blockIdx.x) * kColumnThreads * VEC + col;
+    if (column < width) {
+      acc_t total = 0;
+      for (int row = 0; row < kRowThreads; ++row) {
+        total += column_sums[row][col];
+      }
+      partials[tile * width + column] = total;
+    }
+  }
 }
 
 // grad_weight[c] += the partials of channel c, in a fixed order. Partials are laid out as
@@ -251,7 +320,7 @@ __global__ void reduce_partials_kernel(
 // Runs below this length use the column kernel.
 constexpr int64_t kChannelMajorMinInner = 1024;
 
-template <class scalar_t>
+template <class scalar_t, int VEC>
 void launch_prelu_backward(const ElementwiseCall& call) {
   using acc_t = at::opmath_type<scalar_t>;
   const auto* g = call.grad_output.const_data_ptr<scalar_t>();
@@ -270,10 +339,10 @@ void launch_prelu_backward(const ElementwiseCall& call) {
     const int64_t plane = n / channels;
     // Splits depend on the sizes only (deterministic), enough blocks to fill the GPU.
     const int64_t splits = std::max<int64_t>(1, std::min<int64_t>(ceil_div(plane, 8192), 65535));
-    const int64_t per_split = ceil_div(plane, splits);
+    const int64_t per_split = ceil_div(plane / VEC, splits);
     partials = at::empty({channels * splits}, acc_options);
     const dim3 grid(static_cast<unsigned>(channels), static_cast<unsigned>(splits));
-    backward_channel_major_kernel<scalar_t><<<grid, kThreads, 0, stream>>>(
+    backward_channel_major_kernel<scalar_t, VEC><<<grid, kThreads, 0, stream>>>(
         g, x, w, gx, partials.data_ptr<acc_t>(), channels, inner, plane, per_split);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     // partials[c * splits + s]: one "column" per channel, `splits` groups, read as width 1.
@@ -283,15 +352,18 @@ void launch_prelu_backward(const ElementwiseCall& call) {
     fold_inner = splits;
   } else {
     period = channels * inner;
-    const int64_t m = std::max<int64_t>(1, ceil_div(kThreads, period));
+    // Enough columns for a block's row of threads; a multiple of VEC, as m is.
+    const int64_t m = ceil_div(std::max<int64_t>(1, ceil_div(kColumnThreads * VEC, period)), VEC) * VEC;
     width = period * m;
+    // Tiles of about 32 rows: each partial then sums 32 elements per column, so the partials
+    // add a few percent to the traffic.
     const int64_t rows = ceil_div(n, width);
     const int64_t max_tiles = std::max<int64_t>(1, (int64_t{1} << 22) / width);
     const int64_t tiles = std::max<int64_t>(1, std::min<int64_t>({ceil_div(rows, 32), max_tiles, 65535}));
     const int64_t rows_per_tile = ceil_div(rows, tiles);
     partials = at::empty({tiles * width}, acc_options);
-    const dim3 grid(static_cast<unsigned>(ceil_div(width, kThreads)), static_cast<unsigned>(tiles));
-    backward_columns_kernel<scalar_t><<<grid, kThreads, 0, stream>>>(
+    const dim3 grid(static_cast<unsigned>(ceil_div(width / VEC, kColumnThreads)), static_cast<unsigned>(tiles));
+    backward_columns_kernel<scalar_t, VEC><<<grid, kThreads, 0, stream>>>(
         g, x, w, gx, partials.data_ptr<acc_t>(), n, period, inner, width, rows_per_tile);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     groups = tiles;
@@ -301,6 +373,22 @@ void launch_prelu_backward(const ElementwiseCall& call) {
   reduce_partials_kernel<acc_t><<<blocks, kThreads, 0, stream>>>(
       partials.const_data_ptr<acc_t>(), gw, channels, groups, width, period, fold_inner);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+// 16-byte accesses where every run of VEC elements is aligned and stays in one row: the buffers
+// start 16-byte aligned, and the element count (columns) or the row length (channel-major) is a
+// multiple of VEC. Otherwise one element per access.
+template <class scalar_t>
+void launch_prelu_backward(const ElementwiseCall& call) {
+  constexpr int kVec = 16 / sizeof(scalar_t);
+  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  const int64_t run = call.inner >= kChannelMajorMinInner ? call.inner : call.out.numel();
+  if (run % kVec == 0 && aligned(call.self.const_data_ptr()) && aligned(call.grad_output.const_data_ptr()) &&
+      aligned(call.out.const_data_ptr())) {
+    launch_prelu_backward<scalar_t, kVec>(call);
+  } else {
+    launch_prelu_backward<scalar_t, 1>(call);
+  }
 }
 
 template <bool kBackward>
