@@ -44,6 +44,13 @@ struct alignas(sizeof(T) * N) Pack {
   T v[N];
 };
 
+// Elements per 16-byte access, and whether a buffer starts where such accesses may begin.
+template <class T>
+constexpr int kVecOf = 16 / sizeof(T);
+inline bool aligned16(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
+}
+
 int sm_count() {
   return at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
 }
@@ -98,9 +105,8 @@ template <class scalar_t, bool kBackward, class index_t>
 void launch_elementwise(
     const scalar_t* grad, const scalar_t* x, const at::opmath_type<scalar_t>* weight, scalar_t* out,
     at::opmath_type<scalar_t> slope, int64_t n, int64_t channels, int64_t inner) {
-  constexpr int kVec = 16 / sizeof(scalar_t);
-  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  const bool vectorized = aligned(x) && aligned(out) && (!kBackward || aligned(grad));
+  constexpr int kVec = kVecOf<scalar_t>;
+  const bool vectorized = aligned16(x) && aligned16(out) && (!kBackward || aligned16(grad));
   const int64_t vec_count = vectorized ? n / kVec : 0;
   const int64_t tail_begin = vec_count * kVec;
   auto stream = at::cuda::getCurrentCUDAStream();
@@ -198,7 +204,7 @@ __global__ void backward_channel_major_kernel(
   const int64_t last = first + per_split < plane / VEC ? first + per_split : plane / VEC;
   int64_t p = first + threadIdx.x;
   if (p < last) {
-    int64_t o = p / row_len;
+    const int64_t o = p / row_len;
     int64_t r = p - o * row_len;
     int64_t row_start = (o * channels + c) * inner; // element index of row o of channel c
     for (; p < last; p += blockDim.x) {
@@ -380,11 +386,10 @@ void launch_prelu_backward(const ElementwiseCall& call) {
 // multiple of VEC. Otherwise one element per access.
 template <class scalar_t>
 void launch_prelu_backward(const ElementwiseCall& call) {
-  constexpr int kVec = 16 / sizeof(scalar_t);
-  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  constexpr int kVec = kVecOf<scalar_t>;
   const int64_t run = call.inner >= kChannelMajorMinInner ? call.inner : call.out.numel();
-  if (run % kVec == 0 && aligned(call.self.const_data_ptr()) && aligned(call.grad_output.const_data_ptr()) &&
-      aligned(call.out.const_data_ptr())) {
+  if (run % kVec == 0 && aligned16(call.self.const_data_ptr()) && aligned16(call.grad_output.const_data_ptr()) &&
+      aligned16(call.out.const_data_ptr())) {
     launch_prelu_backward<scalar_t, kVec>(call);
   } else {
     launch_prelu_backward<scalar_t, 1>(call);
