@@ -41,21 +41,14 @@ inline simde__m256i cvtps_ph(simde__m512 v, int) {
   return simde_mm256_loadu_si256(reinterpret_cast<const simde__m256i*>(out));
 }
 
-inline float reduce_add_ps(simde__m512 v) {
-  float in[16];
-  simde_mm512_storeu_ps(in, v);
-  float s = 0;
-  for (float x : in) {
-    s += x;
-  }
-  return s;
-}
-
-inline double reduce_add_pd(simde__m512d v) {
-  double in[8];
-  simde_mm512_storeu_pd(in, v);
-  double s = 0;
-  for (double x : in) {
+// The lanes of a 512-bit vector of S, added in lane order.
+template <class S, class V>
+inline S reduce_add(V v) {
+  static_assert(sizeof(V) == 64, "a 512-bit vector");
+  S in[64 / sizeof(S)];
+  std::memcpy(in, &v, sizeof in);
+  S s = 0;
+  for (S x : in) {
     s += x;
   }
   return s;
@@ -85,8 +78,8 @@ inline simde__m512i cvtepu16_epi32(simde__m256i v) {
 
 #define _mm512_cvtph_ps emulated::cvtph_ps
 #define _mm512_cvtps_ph emulated::cvtps_ph
-#define _mm512_reduce_add_ps emulated::reduce_add_ps
-#define _mm512_reduce_add_pd emulated::reduce_add_pd
+#define _mm512_reduce_add_ps emulated::reduce_add<float>
+#define _mm512_reduce_add_pd emulated::reduce_add<double>
 #define _mm512_cvtepi32_epi16 emulated::cvtepi32_epi16
 #define _mm512_cvtepu16_epi32 emulated::cvtepu16_epi32
 

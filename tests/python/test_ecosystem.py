@@ -27,8 +27,8 @@ class Net(torch.nn.Module):
 
 
 # The compiler and export paths run on the CPU everywhere and on CUDA where a GPU is present.
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
-                                                                reason="no CUDA device"))]
+requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+DEVICES = ["cpu", pytest.param("cuda", marks=requires_cuda)]
 
 
 def make_inputs(seed=0, device="cpu"):
@@ -114,8 +114,8 @@ def test_replace_activations_keeps_weights_and_mode():
     torch.testing.assert_close(model(x), expected)
 
 
-@pytest.mark.parametrize("device, dtype", [("cpu", torch.bfloat16), pytest.param(
-    "cuda", torch.float16, marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))])
+@pytest.mark.parametrize("device, dtype", [("cpu", torch.bfloat16),
+                                           pytest.param("cuda", torch.float16, marks=requires_cuda)])
 def test_autocast_behaves_as_torch(device, dtype):
     torch.manual_seed(5)
     linear = torch.nn.Linear(8, 8).to(device)
