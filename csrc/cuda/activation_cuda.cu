@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <numeric>
 
 #include "activation_ops.h"
 
@@ -297,30 +298,30 @@ __global__ void backward_columns_kernel(
   }
 }
 
-// grad_weight[c] += the partials of channel c, in a fixed order. Partials are laid out as
-// [groups][width] and column j belongs to channel (j % period) / inner.
+// grad_weight[c] += the partials of channel c, in a fixed order: block c's threads take its
+// terms in a fixed stride, then block_sum adds theirs. Partials are laid out as [groups][width] and
+// column j belongs to channel (j % period) / inner.
 template <class acc_t>
 __global__ void reduce_partials_kernel(
     const acc_t* __restrict__ partials,
     acc_t* __restrict__ grad_weight,
-    int64_t channels,
     int64_t groups,
     int64_t width,
     int64_t period,
     int64_t inner) {
-  const int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (c >= channels) {
-    return;
-  }
+  const int64_t c = blockIdx.x;
+  const int64_t per_group = width / period * inner; // channel c's columns in one group
   acc_t sum = 0;
-  for (int64_t g = 0; g < groups; ++g) {
-    for (int64_t base = 0; base < width; base += period) {
-      for (int64_t k = 0; k < inner; ++k) {
-        sum += partials[g * width + base + c * inner + k];
-      }
-    }
+  for (int64_t t = threadIdx.x; t < groups * per_group; t += blockDim.x) {
+    const int64_t g = t / per_group;
+    const int64_t in_group = t - g * per_group;
+    const int64_t run = in_group / inner;
+    sum += partials[g * width + run * period + c * inner + (in_group - run * inner)];
   }
-  grad_weight[c] += sum;
+  const acc_t total = block_sum(sum);
+  if (threadIdx.x == 0) {
+    grad_weight[c] += total;
+  }
 }
 
 // Runs below this length use the column kernel.
@@ -358,8 +359,11 @@ void launch_prelu_backward(const ElementwiseCall& call) {
     fold_inner = splits;
   } else {
     period = channels * inner;
-    // Enough columns for a block's row of threads; a multiple of VEC, as m is.
-    const int64_t m = ceil_div(std::max<int64_t>(1, ceil_div(kColumnThreads * VEC, period)), VEC) * VEC;
+    // Enough columns for a block's row of threads, and a multiple of VEC: m is the least such
+    // multiple of VEC / gcd(period, VEC) (1 when period already is a multiple of VEC; a larger m
+    // would only add partials).
+    const int64_t step = VEC / std::gcd<int64_t>(period, VEC);
+    const int64_t m = ceil_div(std::max<int64_t>(1, ceil_div(kColumnThreads * VEC, period)), step) * step;
     width = period * m;
     // Tiles of about 32 rows: each partial then sums 32 elements per column, so the partials
     // add a few percent to the traffic.
@@ -375,9 +379,8 @@ void launch_prelu_backward(const ElementwiseCall& call) {
     groups = tiles;
     fold_inner = inner;
   }
-  const int blocks = static_cast<int>(ceil_div(channels, kThreads));
-  reduce_partials_kernel<acc_t><<<blocks, kThreads, 0, stream>>>(
-      partials.const_data_ptr<acc_t>(), gw, channels, groups, width, period, fold_inner);
+  reduce_partials_kernel<acc_t><<<static_cast<unsigned>(channels), kThreads, 0, stream>>>(
+      partials.const_data_ptr<acc_t>(), gw, groups, width, period, fold_inner);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
