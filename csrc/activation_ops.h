@@ -16,23 +16,50 @@ namespace actx {
 
 // One call of a backend. All tensors are dense and laid out alike, so a kernel walks them as flat
 // arrays in memory order: element i uses weight[(i / inner) % channels], or the scalar slope.
+// The prelu weight and its gradient keep the weight's own dtype, the input's or (float32 weight,
+// float16/bfloat16 input) the compute dtype: the kernels convert as they read and write, which
+// spares a call the cast kernels.
 struct ElementwiseCall {
   at::Tensor grad_output; // backward only
   at::Tensor self;
   at::Tensor out;         // forward: result (may alias self); backward: grad_input
-  at::Tensor weight;      // compute dtype, `channels` elements; undefined: `slope` for all
+  at::Tensor weight;      // contiguous, `channels` elements; undefined: `slope` for all
   at::Scalar slope;
   int64_t channels = 1;
   int64_t inner = 1;
-  at::Tensor grad_weight; // backward of prelu: compute dtype, `channels` zeros to add into
+  at::Tensor grad_weight; // backward of prelu: `channels` elements of weight's dtype to write
 };
+
+// Whether a weight or weight-gradient buffer holds the compute type (else the input's type).
+inline bool holds_compute_type(const at::Tensor& weight, const at::Tensor& self) {
+  return weight.scalar_type() == compute_dtype(self.scalar_type());
+}
 
 namespace detail {
 
-// The slope of every element of `self` as a prelu weight in the buffer's channel order.
+// Whether the weight's own element order is its order in the buffer that `geo` describes (the
+// dims it varies along come outermost first there too), so that its memory serves as it is.
+inline bool in_weight_order(at::IntArrayRef weight_shape, const ChannelGeometry& geo) {
+  int64_t previous = -1;
+  for (const int64_t d : geo.order) {
+    if (weight_shape[d] != 1) {
+      if (d < previous) {
+        return false;
+      }
+      previous = d;
+    }
+  }
+  return true;
+}
+
+// The weight as the kernels read it: contiguous in the buffer's channel order. Usually that is
+// the weight itself, with no operator called at all (a small call is host-bound).
 inline at::Tensor weight_in_channel_order(
-    const at::Tensor& weight, at::IntArrayRef weight_shape, const ChannelGeometry& geo, at::ScalarType dtype) {
-  return weight.reshape(weight_shape).permute(geo.order).to(dtype).contiguous().reshape({-1});
+    const at::Tensor& weight, at::IntArrayRef weight_shape, const ChannelGeometry& geo) {
+  if (weight.is_contiguous() && in_weight_order(weight_shape, geo)) {
+    return weight;
+  }
+  return weight.reshape(weight_shape).permute(geo.order).contiguous();
 }
 
 // Runs `launch(call)` for prelu and its backward on a buffer laid out as `geo` says: the output's
@@ -146,8 +173,7 @@ at::Tensor prelu(const at::Tensor& self, const at::Tensor& weight) {
       const ChannelGeometry geo = plan_channels(out, weight_shape);
       ElementwiseCall call;
       call.self = self;
-      call.weight = detail::weight_in_channel_order(
-          weight, weight_shape, geo, compute_dtype(self.scalar_type()));
+      call.weight = detail::weight_in_channel_order(weight, weight_shape, geo);
       call.channels = geo.channels;
       call.inner = geo.inner;
       detail::run_in_channel_order(call, geo, out, [](const ElementwiseCall& c) { Backend::forward(c); });
@@ -174,22 +200,25 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward(
       return {grad_input, grad_weight};
     }
     const ChannelGeometry geo = plan_channels(grad_input, weight_shape);
-    const auto dtype = compute_dtype(self.scalar_type());
     ElementwiseCall call;
     call.grad_output = grad_output;
     call.self = self;
-    call.weight = detail::weight_in_channel_order(weight, weight_shape, geo, dtype);
+    call.weight = detail::weight_in_channel_order(weight, weight_shape, geo);
     call.channels = geo.channels;
     call.inner = geo.inner;
-    call.grad_weight = at::zeros({geo.channels}, self.options().dtype(dtype));
+    // The kernels write the gradient in channel order: straight into the result when that is the
+    // weight's own order, else into a buffer permuted back after.
+    const bool direct = detail::in_weight_order(weight_shape, geo);
+    call.grad_weight = direct ? grad_weight : at::empty({geo.channels}, grad_weight.options());
     detail::run_in_channel_order(
         call, geo, grad_input, [](const ElementwiseCall& c) { Backend::backward(c); });
-    // Channel order back to the weight's own dims and dtype.
-    DimVector sizes_in_order;
-    for (const int64_t d : geo.order) {
-      sizes_in_order.push_back(weight_shape[d]);
+    if (!direct) {
+      DimVector sizes_in_order;
+      for (const int64_t d : geo.order) {
+        sizes_in_order.push_back(weight_shape[d]);
+      }
+      grad_weight.view(weight_shape).permute(geo.order).copy_(call.grad_weight.view(sizes_in_order));
     }
-    grad_weight.view(weight_shape).permute(geo.order).copy_(call.grad_weight.view(sizes_in_order));
   }
   return {grad_input, grad_weight};
 }

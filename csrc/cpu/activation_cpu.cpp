@@ -63,7 +63,18 @@ acc_t canonical(acc_t w) {
   return std::isnan(w) ? std::numeric_limits<acc_t>::quiet_NaN() : w;
 }
 
-template <class acc_t>
+// The weights of the call as the compute type: a float16/bfloat16 weight converted on the way.
+template <class scalar_t, class acc_t>
+const acc_t* weights_as_compute_type(const ElementwiseCall& call, std::vector<acc_t>& converted) {
+  if (holds_compute_type(call.weight, call.self)) {
+    return call.weight.const_data_ptr<acc_t>();
+  }
+  const scalar_t* w = call.weight.const_data_ptr<scalar_t>();
+  converted.assign(w, w + call.channels);
+  return converted.data();
+}
+
+template <class scalar_t, class acc_t>
 void prepare_weights(const ElementwiseCall& call, LoopWeights<acc_t>& lw) {
   if (!call.weight.defined()) {
     lw.slope = canonical(call.slope.to<acc_t>());
@@ -72,19 +83,20 @@ void prepare_weights(const ElementwiseCall& call, LoopWeights<acc_t>& lw) {
     lw.inner = call.inner;
     return;
   }
-  const acc_t* w = call.weight.const_data_ptr<acc_t>();
+  const acc_t* w = weights_as_compute_type<scalar_t>(call, lw.owned);
   const int64_t channels = call.channels;
   const int64_t inner = call.inner;
   const int64_t period = channels * inner;
   const bool short_runs = inner > 1 ? inner < kMinRun : channels < kMinPeriod;
   lw.expanded = short_runs && period <= kMaxExpandedWeights;
   if (lw.expanded) {
-    // Element i uses w[(i / inner) % channels] == owned[i % (period * repeat)].
+    // Element i uses w[(i / inner) % channels] == expanded[i % (period * repeat)].
     const int64_t repeat = std::max<int64_t>(1, ceil_div(kMinPeriod, period));
-    lw.owned.resize(period * repeat);
-    for (size_t j = 0; j < lw.owned.size(); ++j) {
-      lw.owned[j] = canonical(w[(static_cast<int64_t>(j) / inner) % channels]);
+    std::vector<acc_t> expanded(period * repeat);
+    for (size_t j = 0; j < expanded.size(); ++j) {
+      expanded[j] = canonical(w[(static_cast<int64_t>(j) / inner) % channels]);
     }
+    lw.owned = std::move(expanded);
     lw.data = lw.owned.data();
     lw.channels = static_cast<int64_t>(lw.owned.size());
     lw.inner = 1;
@@ -92,13 +104,27 @@ void prepare_weights(const ElementwiseCall& call, LoopWeights<acc_t>& lw) {
   }
   lw.channels = channels;
   lw.inner = inner;
-  lw.data = w;
   if (std::any_of(w, w + channels, [](acc_t v) { return std::isnan(v); })) {
-    lw.owned.assign(w, w + channels);
+    if (w != lw.owned.data()) {
+      lw.owned.assign(w, w + channels);
+    }
     for (acc_t& v : lw.owned) {
       v = canonical(v);
     }
-    lw.data = lw.owned.data();
+    w = lw.owned.data();
+  }
+  lw.data = w;
+}
+
+// Writes the weight gradient (one value per channel) into call.grad_weight, in its dtype.
+template <class scalar_t, class acc_t>
+void store_weight_grad(const ElementwiseCall& call, const std::vector<acc_t>& values) {
+  if (holds_compute_type(call.grad_weight, call.self)) {
+    std::copy(values.begin(), values.end(), call.grad_weight.data_ptr<acc_t>());
+  } else {
+    std::transform(values.begin(), values.end(), call.grad_weight.data_ptr<scalar_t>(), [](acc_t v) {
+      return static_cast<scalar_t>(v);
+    });
   }
 }
 
@@ -110,7 +136,7 @@ struct CpuBackend {
       using T = typename StorageOf<scalar_t>::type;
       using acc_t = compute_t<T>;
       LoopWeights<acc_t> lw;
-      prepare_weights(call, lw);
+      prepare_weights<scalar_t>(call, lw);
       const auto* x = reinterpret_cast<const T*>(call.self.const_data_ptr<scalar_t>());
       auto* out = reinterpret_cast<T*>(call.out.data_ptr<scalar_t>());
       const auto& kernels = kernels_for<T>(active_kernels());
@@ -125,7 +151,7 @@ struct CpuBackend {
       using T = typename StorageOf<scalar_t>::type;
       using acc_t = compute_t<T>;
       LoopWeights<acc_t> lw;
-      prepare_weights(call, lw);
+      prepare_weights<scalar_t>(call, lw);
       const auto* g = reinterpret_cast<const T*>(call.grad_output.const_data_ptr<scalar_t>());
       const auto* x = reinterpret_cast<const T*>(call.self.const_data_ptr<scalar_t>());
       auto* gx = reinterpret_cast<T*>(call.out.data_ptr<scalar_t>());
@@ -153,7 +179,7 @@ struct CpuBackend {
           kernels.backward(g, x, lw.data, gx, partials.data() + k * period, span);
         }
       });
-      acc_t* grad_weight = call.grad_weight.data_ptr<acc_t>();
+      std::vector<acc_t> grad_weight(static_cast<size_t>(call.channels), acc_t(0));
       for (int64_t j = 0; j < period; ++j) {
         double sum = 0;
         for (int64_t k = 0; k < chunks; ++k) {
@@ -163,6 +189,7 @@ struct CpuBackend {
         const int64_t channel = lw.expanded ? (j / call.inner) % call.channels : j;
         grad_weight[channel] += static_cast<acc_t>(sum);
       }
+      store_weight_grad<scalar_t>(call, grad_weight);
     });
   }
 };

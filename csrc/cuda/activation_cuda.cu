@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <limits>
 #include <numeric>
+#include <type_traits>
 
 #include "activation_ops.h"
 
@@ -60,13 +61,46 @@ int64_t ceil_div(int64_t a, int64_t b) {
   return (a + b - 1) / b;
 }
 
+// The prelu weight (or its gradient) as stored: in the input's type, or in the compute type (a
+// float32 weight of a float16/bfloat16 input). Read and written as the compute type. Null `data`:
+// no weight (leaky_relu).
+template <class scalar_t>
+struct WeightRef {
+  using acc_t = at::opmath_type<scalar_t>;
+  void* data = nullptr;
+  bool narrow = false; // stored as scalar_t, a narrower type than acc_t
+
+  WeightRef() = default;
+  explicit WeightRef(const at::Tensor& w, const at::Tensor& self)
+      : data(w.defined() ? const_cast<void*>(w.const_data_ptr()) : nullptr),
+        narrow(w.defined() && !holds_compute_type(w, self)) {}
+
+  __device__ acc_t operator[](int64_t i) const {
+    if constexpr (std::is_same_v<scalar_t, acc_t>) {
+      return static_cast<const acc_t*>(data)[i];
+    } else {
+      return narrow ? static_cast<acc_t>(static_cast<const scalar_t*>(data)[i])
+                    : static_cast<const acc_t*>(data)[i];
+    }
+  }
+  __device__ void store(int64_t i, acc_t value) const {
+    if constexpr (std::is_same_v<scalar_t, acc_t>) {
+      static_cast<acc_t*>(data)[i] = value;
+    } else if (narrow) {
+      static_cast<scalar_t*>(data)[i] = static_cast<scalar_t>(value);
+    } else {
+      static_cast<acc_t*>(data)[i] = value;
+    }
+  }
+};
+
 // Elements [begin, begin + count * VEC) of the flat buffers; element i uses
 // weight[(i / inner) % channels], or `slope` when weight is null. kBackward: out = grad_input.
 template <class scalar_t, int VEC, bool kBackward, class index_t>
 __global__ void elementwise_kernel(
     const scalar_t* __restrict__ grad,
     const scalar_t* __restrict__ x,
-    const at::opmath_type<scalar_t>* __restrict__ weight,
+    const WeightRef<scalar_t> weight,
     scalar_t* __restrict__ out,
     at::opmath_type<scalar_t> slope,
     index_t begin,
@@ -83,17 +117,18 @@ __global__ void elementwise_kernel(
     if (kBackward) {
       gv = *reinterpret_cast<const P*>(grad + i);
     }
-    index_t q = weight ? i / inner : 0;
-    index_t r = weight ? i - q * inner : 0;
-    index_t c = weight ? q % channels : 0;
+    const bool per_channel = weight.data != nullptr;
+    index_t q = per_channel ? i / inner : 0;
+    index_t r = per_channel ? i - q * inner : 0;
+    index_t c = per_channel ? q % channels : 0;
     P result;
 #pragma unroll
     for (int k = 0; k < VEC; ++k) {
-      const acc_t a = weight ? weight[c] : slope;
+      const acc_t a = per_channel ? weight[c] : slope;
       const acc_t xk = static_cast<acc_t>(xv.v[k]);
       result.v[k] = static_cast<scalar_t>(
           kBackward ? activation_grad(static_cast<acc_t>(gv.v[k]), xk, a) : activation(xk, a));
-      if (weight && ++r == inner) {
+      if (per_channel && ++r == inner) {
         r = 0;
         c = c + 1 == channels ? 0 : c + 1;
       }
@@ -104,7 +139,7 @@ __global__ void elementwise_kernel(
 
 template <class scalar_t, bool kBackward, class index_t>
 void launch_elementwise(
-    const scalar_t* grad, const scalar_t* x, const at::opmath_type<scalar_t>* weight, scalar_t* out,
+    const scalar_t* grad, const scalar_t* x, WeightRef<scalar_t> weight, scalar_t* out,
     at::opmath_type<scalar_t> slope, int64_t n, int64_t channels, int64_t inner) {
   constexpr int kVec = kVecOf<scalar_t>;
   const bool vectorized = aligned16(x) && aligned16(out) && (!kBackward || aligned16(grad));
@@ -183,7 +218,7 @@ template <class scalar_t, int VEC>
 __global__ void backward_channel_major_kernel(
     const scalar_t* __restrict__ grad,
     const scalar_t* __restrict__ x,
-    const at::opmath_type<scalar_t>* __restrict__ weight,
+    const WeightRef<scalar_t> weight,
     scalar_t* __restrict__ grad_input,
     at::opmath_type<scalar_t>* __restrict__ partials,
     int64_t channels,
@@ -242,7 +277,7 @@ template <class scalar_t, int VEC>
 __global__ void backward_columns_kernel(
     const scalar_t* __restrict__ grad,
     const scalar_t* __restrict__ x,
-    const at::opmath_type<scalar_t>* __restrict__ weight,
+    const WeightRef<scalar_t> weight,
     scalar_t* __restrict__ grad_input,
     at::opmath_type<scalar_t>* __restrict__ partials,
     int64_t n,
@@ -298,13 +333,13 @@ __global__ void backward_columns_kernel(
   }
 }
 
-// grad_weight[c] += the partials of channel c, in a fixed order: block c's threads take its
-// terms in a fixed stride, then block_sum adds theirs. Partials are laid out as [groups][width] and
-// column j belongs to channel (j % period) / inner.
-template <class acc_t>
+// grad_weight[c] = the sum of the partials of channel c, in a fixed order: block c's threads take
+// its terms in a fixed stride, then block_sum adds theirs. Partials are laid out as
+// [groups][width] and column j belongs to channel (j % period) / inner.
+template <class scalar_t, class acc_t = at::opmath_type<scalar_t>>
 __global__ void reduce_partials_kernel(
     const acc_t* __restrict__ partials,
-    acc_t* __restrict__ grad_weight,
+    const WeightRef<scalar_t> grad_weight,
     int64_t groups,
     int64_t width,
     int64_t period,
@@ -320,7 +355,7 @@ __global__ void reduce_partials_kernel(
   }
   const acc_t total = block_sum(sum);
   if (threadIdx.x == 0) {
-    grad_weight[c] += total;
+    grad_weight.store(c, total);
   }
 }
 
@@ -332,14 +367,14 @@ void launch_prelu_backward(const ElementwiseCall& call) {
   using acc_t = at::opmath_type<scalar_t>;
   const auto* g = call.grad_output.const_data_ptr<scalar_t>();
   const auto* x = call.self.const_data_ptr<scalar_t>();
-  const auto* w = call.weight.const_data_ptr<acc_t>();
+  const WeightRef<scalar_t> w(call.weight, call.self);
+  const WeightRef<scalar_t> gw(call.grad_weight, call.self);
   auto* gx = call.out.data_ptr<scalar_t>();
-  auto* gw = call.grad_weight.data_ptr<acc_t>();
   const int64_t n = call.out.numel();
   const int64_t channels = call.channels;
   const int64_t inner = call.inner;
   auto stream = at::cuda::getCurrentCUDAStream();
-  const auto acc_options = call.grad_weight.options();
+  const auto acc_options = call.self.options().dtype(compute_dtype(call.self.scalar_type()));
   at::Tensor partials;
   int64_t groups, width, period, fold_inner;
   if (inner >= kChannelMajorMinInner) {
@@ -379,7 +414,7 @@ void launch_prelu_backward(const ElementwiseCall& call) {
     groups = tiles;
     fold_inner = inner;
   }
-  reduce_partials_kernel<acc_t><<<static_cast<unsigned>(channels), kThreads, 0, stream>>>(
+  reduce_partials_kernel<scalar_t><<<static_cast<unsigned>(channels), kThreads, 0, stream>>>(
       partials.const_data_ptr<acc_t>(), gw, groups, width, period, fold_inner);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
@@ -405,7 +440,7 @@ void run_elementwise(const ElementwiseCall& call) {
     using acc_t = at::opmath_type<scalar_t>;
     const int64_t n = call.out.numel();
     const scalar_t* g = kBackward ? call.grad_output.const_data_ptr<scalar_t>() : nullptr;
-    const acc_t* w = call.weight.defined() ? call.weight.const_data_ptr<acc_t>() : nullptr;
+    const WeightRef<scalar_t> w(call.weight, call.self);
     const acc_t slope = call.weight.defined() ? acc_t(0) : call.slope.to<acc_t>();
     const auto* x = call.self.const_data_ptr<scalar_t>();
     auto* out = call.out.data_ptr<scalar_t>();
