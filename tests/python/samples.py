@@ -85,6 +85,17 @@ def prelu_samples(dtype, generator, layouts=LAYOUTS, weight_dtype=None, shapes=S
                 yield PreluSample(x, w, w_view, f"{shape}-{layout_name}-w{tuple(w_shape)}")
 
 
+def strided_weight_samples(dtype, generator, weight_dtype=None):
+    """prelu samples whose weight is not contiguous: a transposed [H, W] and a sliced [C]."""
+    wd = weight_dtype or dtype
+    for layout_name in ("contiguous", "channels_last"):
+        x = LAYOUTS[layout_name](make_values((2, 3, 4, 5), dtype, generator))
+        w_hw = (torch.rand(5, 4, generator=generator, dtype=torch.float64) - 0.3).to(wd).t()
+        yield PreluSample(x, w_hw, (1, 1, 4, 5), f"{layout_name}-w(4, 5)-transposed")
+        w_c = (torch.rand(6, generator=generator, dtype=torch.float64) - 0.3).to(wd)[::2]
+        yield PreluSample(x, w_c, (1, 3, 1, 1), f"{layout_name}-w(3,)-sliced")
+
+
 def leaky_relu_samples(dtype, generator, layouts=LAYOUTS, shapes=SHAPES):
     for shape in shapes:
         base = make_values(shape, dtype, generator)

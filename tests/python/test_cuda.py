@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 import torch_ext  # noqa: F401
 from samples import (DTYPES, LAYOUTS, is_dense, SLOPES, assert_same_values, assert_sum_close, leaky_relu_samples,
-                     make_values, prelu_reference, prelu_samples)
+                     make_values, prelu_reference, prelu_samples, strided_weight_samples)
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
@@ -73,6 +73,22 @@ def test_prelu_cuda_gradients(dtype):
         magnitude = torch.where(xd > 0, torch.zeros((), dtype=torch.float64), (xd * gd).abs())
         expected = terms.sum_to_size(s.weight_view).reshape(s.weight.shape)
         assert_sum_close(gw.cpu(), expected.to(dtype), magnitude.sum_to_size(s.weight_view).reshape(s.weight.shape))
+
+
+@pytest.mark.parametrize("dtype,weight_dtype", [(torch.float32, None), (torch.bfloat16, None),
+                                                (torch.bfloat16, torch.float32)])
+def test_prelu_cuda_with_a_strided_weight(dtype, weight_dtype):
+    """A weight that is not contiguous (kept so on the GPU) gives what the CPU gives."""
+    for s in strided_weight_samples(dtype, generator(9), weight_dtype):
+        x, w = s.input.cuda(), _to_cuda_keep_layout(s.weight)
+        assert not w.is_contiguous(), s.name
+        grad = make_values(s.input.shape, dtype, generator(10))
+        assert_same_values(torch.ops.actx.prelu(x, w).cpu(), torch.ops.actx.prelu(s.input, s.weight))
+        gx, gw = torch.ops.actx.prelu_backward(grad.cuda(), x, w)
+        gx_cpu, gw_cpu = torch.ops.actx.prelu_backward(grad, s.input, s.weight)
+        assert_same_values(gx.cpu(), gx_cpu)
+        assert gw.dtype == w.dtype and gw.shape == w.shape, s.name
+        torch.testing.assert_close(gw.cpu(), gw_cpu, rtol=1e-2 if dtype == torch.bfloat16 else 1e-5, atol=1e-5)
 
 
 def test_cuda_gradcheck_and_gradgradcheck():

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 import torch_ext
 from samples import (DTYPES, is_dense, LAYOUTS, SLOPES, assert_same_values, assert_sum_close, leaky_relu_samples,
-                     make_values, prelu_reference, prelu_samples, prelu_weight_shapes)
+                     make_values, prelu_reference, prelu_samples, prelu_weight_shapes, strided_weight_samples)
 
 
 def supported_capabilities():
@@ -162,6 +162,22 @@ def test_prelu_mixed_precision_weight_gradient_stays_float32(capability, dtype):
     expected = torch.where(xd > 0, 0.0, xd * grad.double()).sum((0, 2, 3))
     magnitude = torch.where(xd > 0, 0.0, (xd * grad.double()).abs()).sum((0, 2, 3))
     assert_sum_close(w.grad, expected.float(), magnitude)
+
+
+@pytest.mark.parametrize("dtype,weight_dtype", [(torch.float32, None), (torch.bfloat16, None),
+                                                (torch.float16, torch.float32)])
+def test_prelu_with_a_strided_weight(capability, dtype, weight_dtype):
+    """A weight that is not contiguous gives the values and gradients of its contiguous copy."""
+    for s in strided_weight_samples(dtype, generator(9), weight_dtype):
+        assert not s.weight.is_contiguous(), s.name
+        grad = make_values(s.input.shape, dtype, generator(10))
+        assert_same_values(torch.ops.actx.prelu(s.input, s.weight),
+                           prelu_reference(s.input, s.weight, s.weight_view))
+        gx, gw = torch.ops.actx.prelu_backward(grad, s.input, s.weight)
+        gx_c, gw_c = torch.ops.actx.prelu_backward(grad, s.input, s.weight.contiguous())
+        assert_same_values(gx, gx_c)
+        assert_same_values(gw, gw_c)
+        assert gw.shape == s.weight.shape and gw.dtype == s.weight.dtype, s.name
 
 
 def gradcheck_inputs(shape, weight_shape, seed):
