@@ -7,6 +7,10 @@ All variants of a case run in one process, at the same thread count, interleaved
 times every variant once, and the table reports medians. The roofline of a case is the time of
 copy_ over the case's bytes: an elementwise forward reads and writes one tensor (a copy), a backward
 reads two and writes one (1.5 copies). Writes bench_out/benchmark.json and bench_out/benchmark.png.
+
+On CUDA a second table gives the GPU time per call: the operators alone (no autograd engine),
+captured in a CUDA graph and replayed, so that the host's share of a call (Python, dispatch,
+launches) drops out. A small tensor's wall time is mostly that host share.
 """
 
 import argparse
@@ -43,7 +47,8 @@ def backward_timer(forward, inputs, grad):
 
 
 def make_cases(quick: bool):
-    """(name, dtype, layout, streams, {variant: fn}) for every case; streams counts tensors read+written."""
+    """(name, dtype, layout, streams, {variant: fn}, None) for every case; streams counts tensors
+    read+written. (The last item is for the GPU cases' graph-timed variants.)"""
     shape = (8, 64, 56, 56) if quick else (32, 64, 56, 56)
     seq_shape = (2, 512, 4096) if quick else (8, 512, 4096)
     for dtype_name, dtype in DTYPES.items():
@@ -56,16 +61,16 @@ def make_cases(quick: bool):
             copy = lambda dst=dst, x=x: dst.copy_(x)  # noqa: E731
             yield ("leaky_relu forward", dtype_name, layout, 2, {
                 "actx": lambda x=x: torch.ops.actx.leaky_relu(x, 0.01),
-                "torch": lambda x=x: F.leaky_relu(x, 0.01), "copy": copy})
+                "torch": lambda x=x: F.leaky_relu(x, 0.01), "copy": copy}, None)
             yield ("prelu forward", dtype_name, layout, 2, {
                 "actx": lambda x=x, w=w: torch.ops.actx.prelu(x, w),
-                "torch": lambda x=x, w=w: F.prelu(x, w), "copy": copy})
+                "torch": lambda x=x, w=w: F.prelu(x, w), "copy": copy}, None)
             yield ("leaky_relu backward", dtype_name, layout, 3, {
                 "actx": backward_timer(lambda t: torch.ops.actx.leaky_relu(t, 0.01), [x], g),
-                "torch": backward_timer(lambda t: F.leaky_relu(t, 0.01), [x], g), "copy": copy})
+                "torch": backward_timer(lambda t: F.leaky_relu(t, 0.01), [x], g), "copy": copy}, None)
             yield ("prelu backward", dtype_name, layout, 3, {
                 "actx": backward_timer(torch.ops.actx.prelu, [x, w], g),
-                "torch": backward_timer(F.prelu, [x, w], g), "copy": copy})
+                "torch": backward_timer(F.prelu, [x, w], g), "copy": copy}, None)
         # [N, L, C] activations with one slope per C: torch's prelu takes channels at dim 1, so a
         # user writes the formula; actx broadcasts the weight [C] as [1, 1, C] when shaped [1, C].
         xs = torch.randn(seq_shape).to(dtype)
@@ -75,15 +80,22 @@ def make_cases(quick: bool):
         copy = lambda dst=dst, xs=xs: dst.copy_(xs)  # noqa: E731
         formula = lambda t, w: torch.where(t > 0, t, w * t)  # noqa: E731
         yield ("prelu [N,L,C] forward", dtype_name, "nlc", 2, {
-            "actx": lambda: torch.ops.actx.prelu(xs, ws), "torch": lambda: formula(xs, ws), "copy": copy})
+            "actx": lambda: torch.ops.actx.prelu(xs, ws), "torch": lambda: formula(xs, ws), "copy": copy}, None)
         yield ("prelu [N,L,C] backward", dtype_name, "nlc", 3, {
             "actx": backward_timer(torch.ops.actx.prelu, [xs, ws], gs),
-            "torch": backward_timer(formula, [xs, ws], gs), "copy": copy})
+            "torch": backward_timer(formula, [xs, ws], gs), "copy": copy}, None)
     small = torch.randn(64, 64)
     small_dst = torch.empty_like(small)
     yield ("leaky_relu 64x64 (per call)", "float32", "contiguous", 2, {
         "actx": lambda: torch.ops.actx.leaky_relu(small, 0.01),
-        "torch": lambda: F.leaky_relu(small, 0.01), "copy": lambda: small_dst.copy_(small)})
+        "torch": lambda: F.leaky_relu(small, 0.01), "copy": lambda: small_dst.copy_(small)}, None)
+
+
+def torch_prelu_backward(grad, x, weight):
+    """What autograd runs for torch's prelu: the built-in kernel with `weight` broadcast against x,
+    whose weight gradient has x's shape, then the sum down to the weight's shape."""
+    grad_input, grad_weight = torch.ops.aten._prelu_kernel_backward(grad, x, weight)
+    return grad_input, grad_weight.sum_to_size(weight.shape)
 
 
 def make_cuda_cases():
@@ -97,24 +109,28 @@ def make_cuda_cases():
                     x = torch.randn(shape[0], shape[2], shape[1], device="cuda", dtype=dtype)
                     w = torch.rand(1, shape[1], device="cuda", dtype=dtype)
                     reference = lambda t, w: torch.where(t > 0, t, w * t)  # noqa: E731
+                    w_broadcast = w.view(1, 1, -1)
                 else:
                     fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
                     x = torch.randn(shape, device="cuda", dtype=dtype).contiguous(memory_format=fmt)
                     w = torch.rand(shape[1], device="cuda", dtype=dtype)
                     reference = F.prelu
+                    w_broadcast = w.view((-1,) + (1,) * (len(shape) - 2))  # what F.prelu passes on
                 g = torch.randn_like(x)
                 dst = torch.empty_like(x)
                 copy = lambda dst=dst, x=x: dst.copy_(x)  # noqa: E731
                 name = f"{tuple(shape)}"
-                yield (f"prelu forward {name}", dtype_name, layout, 2, {
-                    "actx": lambda x=x, w=w: torch.ops.actx.prelu(x, w),
-                    "torch": lambda x=x, w=w, f=reference: f(x, w), "copy": copy})
-                yield (f"leaky_relu forward {name}", dtype_name, layout, 2, {
-                    "actx": lambda x=x: torch.ops.actx.leaky_relu(x, 0.01),
-                    "torch": lambda x=x: F.leaky_relu(x, 0.01), "copy": copy})
+                forward = {"actx": lambda x=x, w=w: torch.ops.actx.prelu(x, w),
+                           "torch": lambda x=x, w=w, f=reference: f(x, w), "copy": copy}
+                yield (f"prelu forward {name}", dtype_name, layout, 2, forward, forward)
+                forward = {"actx": lambda x=x: torch.ops.actx.leaky_relu(x, 0.01),
+                           "torch": lambda x=x: F.leaky_relu(x, 0.01), "copy": copy}
+                yield (f"leaky_relu forward {name}", dtype_name, layout, 2, forward, forward)
                 yield (f"prelu backward {name}", dtype_name, layout, 3, {
                     "actx": backward_timer(torch.ops.actx.prelu, [x, w], g),
-                    "torch": backward_timer(reference, [x, w], g), "copy": copy})
+                    "torch": backward_timer(reference, [x, w], g), "copy": copy}, {
+                    "actx": lambda g=g, x=x, w=w: torch.ops.actx.prelu_backward(g, x, w),
+                    "torch": lambda g=g, x=x, w=w_broadcast: torch_prelu_backward(g, x, w), "copy": copy})
                 del x, g, dst
 
 
@@ -140,37 +156,81 @@ def time_variants(variants, repeats: int, target_seconds: float, sync=lambda: No
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
+def gpu_time_variants(variants, repeats: int, calls: int = 20):
+    """Median GPU seconds per call of each variant: `calls` calls captured in one CUDA graph, the
+    graphs replayed in turn and timed with CUDA events. Gaps between the kernels of a call count;
+    the host's time does not."""
+    graphs = {}
+    for name, fn in variants.items():
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm-up outside the capture: lazy initialisation, allocator
+            fn()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            for _ in range(calls):
+                fn()
+        graphs[name] = graph
+    for graph in graphs.values():
+        graph.replay()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    samples = {name: [] for name in graphs}
+    for _ in range(repeats):
+        for name, graph in graphs.items():
+            start.record()
+            graph.replay()
+            end.record()
+            end.synchronize()
+            samples[name].append(start.elapsed_time(end) / 1e3 / calls)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def ratios(t, streams, prefix=""):
+    """The row fields of one set of timings (seconds per call of actx, torch and copy)."""
+    roofline = t["copy"] * streams / 2
+    return {f"{prefix}actx_ms": t["actx"] * 1e3, f"{prefix}torch_ms": t["torch"] * 1e3,
+            f"{prefix}roofline_ms": roofline * 1e3, f"{prefix}speedup": t["torch"] / t["actx"],
+            f"{prefix}actx_vs_roofline": t["actx"] / roofline}
+
+
 def run(threads_list, repeats, quick, target_seconds, device="cpu", only=()):
     rows = []
     for threads in threads_list:
         torch.set_num_threads(threads)
         cases = make_cuda_cases() if device == "cuda" else make_cases(quick)
         sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-        for name, dtype, layout, streams, variants in cases:
+        for name, dtype, layout, streams, variants, graph_variants in cases:
             if only and not all(word in f"{name} {dtype} {layout}" for word in only):
                 continue
             t = time_variants(variants, repeats, target_seconds, sync)
-            roofline = t["copy"] * streams / 2
-            rows.append({
-                "case": name, "dtype": dtype, "layout": layout, "threads": threads,
-                "actx_ms": t["actx"] * 1e3, "torch_ms": t["torch"] * 1e3, "roofline_ms": roofline * 1e3,
-                "speedup": t["torch"] / t["actx"], "actx_vs_roofline": t["actx"] / roofline,
-            })
+            rows.append({"case": name, "dtype": dtype, "layout": layout, "threads": threads, **ratios(t, streams)})
             r = rows[-1]
-            print(f"{name:28s} {dtype:9s} {layout:13s} {threads:2d}  actx {r['actx_ms']:9.4f} ms  "
-                  f"torch {r['torch_ms']:9.4f} ms  roofline {r['roofline_ms']:9.4f} ms  "
-                  f"speedup {r['speedup']:6.2f}x  actx/roofline {r['actx_vs_roofline']:5.2f}", flush=True)
+            line = (f"{name:28s} {dtype:9s} {layout:13s} {threads:2d}  actx {r['actx_ms']:9.4f} ms  "
+                    f"torch {r['torch_ms']:9.4f} ms  roofline {r['roofline_ms']:9.4f} ms  "
+                    f"speedup {r['speedup']:6.2f}x  actx/roofline {r['actx_vs_roofline']:5.2f}")
+            if graph_variants is not None:
+                try:
+                    r.update(ratios(gpu_time_variants(graph_variants, repeats), streams, prefix="gpu_"))
+                    line += f"  | GPU time: actx {r['gpu_actx_ms']:8.4f} ms  speedup {r['gpu_speedup']:5.2f}x  " \
+                            f"actx/roofline {r['gpu_actx_vs_roofline']:5.2f}"
+                except Exception as error:  # the wall-clock row stands without it
+                    line += f"  | GPU time not measured: {type(error).__name__}: {error}"
+            print(line, flush=True)
     return rows
 
 
-def markdown_table(rows):
+def markdown_table(rows, prefix=""):
+    """The rows as a markdown table; prefix "gpu_": their GPU-time fields, where measured."""
+    rows = [r for r in rows if f"{prefix}actx_ms" in r]
     lines = ["| case | dtype | layout | threads | actx ms | torch ms | roofline ms | speedup | actx / roofline |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['case']} | {r['dtype']} | {r['layout']} | {r['threads']} | {r['actx_ms']:.3f} | "
-                     f"{r['torch_ms']:.3f} | {r['roofline_ms']:.3f} | {r['speedup']:.2f}x | "
-                     f"{r['actx_vs_roofline']:.2f} |")
-    return "\n".join(lines)
+        lines.append(f"| {r['case']} | {r['dtype']} | {r['layout']} | {r['threads']} | "
+                     f"{r[prefix + 'actx_ms']:.3f} | {r[prefix + 'torch_ms']:.3f} | {r[prefix + 'roofline_ms']:.3f} | "
+                     f"{r[prefix + 'speedup']:.2f}x | {r[prefix + 'actx_vs_roofline']:.2f} |")
+    return "\n".join(lines) if rows else ""
 
 
 def plot(rows, path):
@@ -233,6 +293,10 @@ def main(argv=None):
     plot(rows, out / "benchmark.png")
     print()
     print(markdown_table(rows))
+    gpu_table = markdown_table(rows, prefix="gpu_")
+    if gpu_table:
+        print("\nGPU time per call (the operators alone, replayed from a CUDA graph):\n")
+        print(gpu_table)
     print(f"\nwrote {out / 'benchmark.json'} and {out / 'benchmark.png'}")
 
 
