@@ -34,6 +34,13 @@ def _to_cuda_keep_layout(t):
     return t.cuda()
 
 
+def assert_weight_grad_like_cpu(gw, gw_cpu, x, grad, weight_view):
+    """CUDA's and the CPU's weight gradients agree up to the order of their sums."""
+    xd, gd = x.cpu().double(), grad.cpu().double()
+    terms = torch.where(xd > 0, torch.zeros((), dtype=torch.float64), (xd * gd).abs())
+    assert_sum_close(gw.cpu(), gw_cpu, terms.sum_to_size(weight_view).reshape(gw.shape))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_leaky_relu_cuda_matches_torch_and_cpu(dtype):
     for x, name in leaky_relu_samples(dtype, generator()):
@@ -88,7 +95,27 @@ def test_prelu_cuda_with_a_strided_weight(dtype, weight_dtype):
         gx_cpu, gw_cpu = torch.ops.actx.prelu_backward(grad, s.input, s.weight)
         assert_same_values(gx.cpu(), gx_cpu)
         assert gw.dtype == w.dtype and gw.shape == w.shape, s.name
-        torch.testing.assert_close(gw.cpu(), gw_cpu, rtol=1e-2 if dtype == torch.bfloat16 else 1e-5, atol=1e-5)
+        assert_weight_grad_like_cpu(gw, gw_cpu, s.input, grad, s.weight_view)
+
+
+@pytest.mark.parametrize("dtype,weight_dtype", [(torch.float32, None), (torch.float64, None), (torch.float16, None),
+                                                (torch.bfloat16, None), (torch.bfloat16, torch.float32)])
+def test_prelu_cuda_weight_per_last_dim(dtype, weight_dtype):
+    """[N, L, C] with a [1, C] weight, as the CPU computes it: C a multiple of a 16-byte vector
+    reads the weights in vectors (aligned weight), one element off the alignment or an odd C not."""
+    g = generator(12)
+    for c in (8, 16, 24, 64, 7):
+        x = make_values((3, 5, c), dtype, g)
+        grad = make_values(x.shape, dtype, g)
+        w_full = (torch.rand(c + 1, generator=g, dtype=torch.float64) - 0.3).to(weight_dtype or dtype)
+        w_full_cuda = w_full.cuda()
+        for offset in (0, 1):
+            w, w_cuda = w_full[offset:offset + c].view(1, c), w_full_cuda[offset:offset + c].view(1, c)
+            assert_same_values(torch.ops.actx.prelu(x.cuda(), w_cuda).cpu(), torch.ops.actx.prelu(x, w))
+            gx, gw = torch.ops.actx.prelu_backward(grad.cuda(), x.cuda(), w_cuda)
+            gx_cpu, gw_cpu = torch.ops.actx.prelu_backward(grad, x, w)
+            assert_same_values(gx.cpu(), gx_cpu)
+            assert_weight_grad_like_cpu(gw, gw_cpu, x, grad, (1, 1, c))
 
 
 def test_cuda_gradcheck_and_gradgradcheck():
