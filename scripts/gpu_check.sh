@@ -3,6 +3,8 @@
 # extension in place, run the CUDA tests (kernels, then the compiler/export paths), then the CUDA
 # benchmark, and print its table last.
 # Usage: bash scripts/gpu_check.sh [python]   (default: python3)
+# ACTX_CPU_BENCH=1 adds the CPU benchmark on two of this machine's cores (a few minutes more): GPU
+# hosts have AVX-512, which the development VM lacks.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${1:-python3}
@@ -31,6 +33,16 @@ tests_rc=${PIPESTATUS[0]}
 echo "== torch.compile, torch.export and autocast on CUDA"
 "$PYTHON" -m pytest -q -p no:cacheprovider tests/python/test_ecosystem.py -k cuda 2>&1 | tail -8
 tests_rc=$(( tests_rc | PIPESTATUS[0] ))
+
+if [ "${ACTX_CPU_BENCH:-0}" = 1 ]; then
+  echo "== CPU benchmark on 2 cores:$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
+  grep -o -w -m1 -E 'avx512(f|bw|_bf16)' /proc/cpuinfo | sort -u | tr '\n' ' '; echo
+  pin=""
+  command -v taskset > /dev/null && pin="taskset -c 0,1"
+  $pin "$PYTHON" -m torch_ext.benchmark --threads 1,2 --repeats 5 --seconds 0.02 --out "$OUT/cpu" \
+    > "$OUT/cpu_bench.log" 2>&1 || echo "CPU benchmark failed: rc=$?"
+  sed -n '1p;/^| case/,$p' "$OUT/cpu_bench.log"
+fi
 
 echo "== CUDA benchmark"
 "$PYTHON" -m torch_ext.benchmark --device cuda --repeats 5 --seconds 0.02 --out "$OUT" > "$OUT/bench.log" 2>&1
