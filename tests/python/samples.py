@@ -146,6 +146,20 @@ def assert_sum_close(actual: torch.Tensor, expected: torch.Tensor, magnitude: to
     assert bool(ok.all()), f"max error {(a - e).abs().max()} over tolerance"
 
 
+def weight_grad_reference(x, grad, w_view, weight_shape):
+    """dL/dw by torch's rule, summed in float64: x > 0 ? 0 : x * grad over the broadcast dims."""
+    xd = x.double()
+    terms = torch.where(xd > 0, torch.zeros((), dtype=torch.float64), xd * grad.double())
+    return terms.sum_to_size(w_view).reshape(weight_shape)
+
+
+def weight_grad_magnitude(x, grad, w_view, weight_shape):
+    """Sum over the broadcast dims of |x * grad| where x <= 0: the size of the terms of dL/dw."""
+    xd = x.double()
+    terms = torch.where(xd > 0, torch.zeros((), dtype=torch.float64), (xd * grad.double()).abs())
+    return terms.sum_to_size(w_view).reshape(weight_shape)
+
+
 def is_dense(t: torch.Tensor) -> bool:
     """Whether t's elements fill a block of memory without gaps or overlap (in some dim order)."""
     dims = sorted((s, n) for s, n in zip(t.stride(), t.shape) if n != 1)

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 
 import torch_ext  # noqa: F401
 from samples import (DTYPES, LAYOUTS, is_dense, SLOPES, assert_same_values, assert_sum_close, leaky_relu_samples,
-                     make_values, prelu_reference, prelu_samples, strided_weight_samples)
+                     make_values, prelu_reference, prelu_samples, strided_weight_samples, weight_grad_magnitude,
+                     weight_grad_reference)
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
@@ -36,9 +37,7 @@ def _to_cuda_keep_layout(t):
 
 def assert_weight_grad_like_cpu(gw, gw_cpu, x, grad, weight_view):
     """CUDA's and the CPU's weight gradients agree up to the order of their sums."""
-    xd, gd = x.cpu().double(), grad.cpu().double()
-    terms = torch.where(xd > 0, torch.zeros((), dtype=torch.float64), (xd * gd).abs())
-    assert_sum_close(gw.cpu(), gw_cpu, terms.sum_to_size(weight_view).reshape(gw.shape))
+    assert_sum_close(gw.cpu(), gw_cpu, weight_grad_magnitude(x.cpu(), grad.cpu(), weight_view, gw.shape))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -75,11 +74,9 @@ def test_prelu_cuda_gradients(dtype):
         gx, gw = torch.ops.actx.prelu_backward(grad, s.input, s.weight)
         gx_cpu, gw_cpu = torch.ops.actx.prelu_backward(grad.cpu(), s.input.cpu(), s.weight.cpu())
         assert_same_values(gx.cpu(), gx_cpu)
-        xd, gd = s.input.cpu().double(), grad.cpu().double()
-        terms = torch.where(xd > 0, torch.zeros((), dtype=torch.float64), xd * gd)
-        magnitude = torch.where(xd > 0, torch.zeros((), dtype=torch.float64), (xd * gd).abs())
-        expected = terms.sum_to_size(s.weight_view).reshape(s.weight.shape)
-        assert_sum_close(gw.cpu(), expected.to(dtype), magnitude.sum_to_size(s.weight_view).reshape(s.weight.shape))
+        x_cpu, grad_cpu = s.input.cpu(), grad.cpu()
+        expected = weight_grad_reference(x_cpu, grad_cpu, s.weight_view, s.weight.shape)
+        assert_sum_close(gw.cpu(), expected.to(dtype), weight_grad_magnitude(x_cpu, grad_cpu, s.weight_view, s.weight.shape))
 
 
 @pytest.mark.parametrize("dtype,weight_dtype", [(torch.float32, None), (torch.bfloat16, None),

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 
 import torch_ext
 from samples import (DTYPES, is_dense, LAYOUTS, SLOPES, assert_same_values, assert_sum_close, leaky_relu_samples,
-                     make_values, prelu_reference, prelu_samples, prelu_weight_shapes, strided_weight_samples)
+                     make_values, prelu_reference, prelu_samples, prelu_weight_shapes, strided_weight_samples,
+                     weight_grad_magnitude, weight_grad_reference)
 
 
 def supported_capabilities():
@@ -107,12 +108,6 @@ def test_large_and_odd_sizes_cover_vector_tails(capability):
 
 # ---- Gradients ----
 
-def weight_grad_magnitude(x, grad, w_view, weight_shape):
-    """Sum over the broadcast dims of |x * grad| where x <= 0: the size of the terms of dL/dw."""
-    terms = torch.where(x.double() > 0, torch.zeros((), dtype=torch.float64), (x.double() * grad.double()).abs())
-    return terms.sum_to_size(w_view).reshape(weight_shape)
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_leaky_relu_gradient_matches_torch(capability, dtype):
     for x, name in leaky_relu_samples(dtype, generator(), layouts={k: LAYOUTS[k] for k in ["contiguous", "channels_last", "transposed"]}):
@@ -138,9 +133,7 @@ def test_prelu_gradients_match_torch(capability, dtype):
         compute = torch.float64 if dtype == torch.float64 else torch.float32
         expected_gx = torch.where(s.input > 0, grad.to(compute), w_b.to(compute) * grad.to(compute))
         assert_same_values(x.grad, expected_gx.to(dtype))
-        xd = s.input.double()
-        terms = torch.where(xd > 0, torch.zeros((), dtype=torch.float64), xd * grad.double())
-        expected_gw = terms.sum_to_size(s.weight_view).reshape(s.weight.shape)
+        expected_gw = weight_grad_reference(s.input, grad, s.weight_view, s.weight.shape)
         magnitude = weight_grad_magnitude(s.input, grad, s.weight_view, s.weight.shape)
         assert_sum_close(w.grad, expected_gw.to(dtype), magnitude)
         if s.weight.dim() <= 1 and s.input.numel() > 0:
