@@ -75,47 +75,40 @@ struct WeightRef {
       : data(w.defined() ? const_cast<void*>(w.const_data_ptr()) : nullptr),
         narrow(w.defined() && !holds_compute_type(w, self)) {}
 
-  __device__ acc_t operator[](int64_t i) const {
-    if constexpr (std::is_same_v<scalar_t, acc_t>) {
-      return static_cast<const acc_t*>(data)[i];
-    } else {
-      return narrow ? static_cast<acc_t>(static_cast<const scalar_t*>(data)[i])
-                    : static_cast<const acc_t*>(data)[i];
-    }
-  }
-  // Elements [i, i + N) in 16-byte loads: `data` 16-byte aligned and i a multiple of N.
-  template <int N>
-  __device__ void load(int64_t i, acc_t (&a)[N]) const {
-    if constexpr (std::is_same_v<scalar_t, acc_t>) {
-      load_as<acc_t>(i, a);
-    } else if (narrow) {
-      load_as<scalar_t>(i, a);
-    } else {
-      load_as<acc_t>(i, a);
-    }
-  }
-  template <class W, int N>
-  __device__ void load_as(int64_t i, acc_t (&a)[N]) const {
-    constexpr int kPerLoad = 16 / sizeof(W);
-    static_assert(N % kPerLoad == 0, "whole 16-byte loads");
-    const W* base = static_cast<const W*>(data) + i;
-#pragma unroll
-    for (int part = 0; part < N / kPerLoad; ++part) {
-      const Pack<W, kPerLoad> p = *reinterpret_cast<const Pack<W, kPerLoad>*>(base + part * kPerLoad);
-#pragma unroll
-      for (int k = 0; k < kPerLoad; ++k) {
-        a[part * kPerLoad + k] = static_cast<acc_t>(p.v[k]);
+  // Calls f with `data` typed as stored: scalar_t* when narrow, else acc_t*.
+  template <class F>
+  __device__ auto visit(F f) const {
+    if constexpr (!std::is_same_v<scalar_t, acc_t>) {
+      if (narrow) {
+        return f(static_cast<scalar_t*>(data));
       }
     }
+    return f(static_cast<acc_t*>(data));
+  }
+
+  __device__ acc_t operator[](int64_t i) const {
+    return visit([&](auto* p) { return static_cast<acc_t>(p[i]); });
+  }
+  // Elements [i, i + N) in 16-byte loads (`data` 16-byte aligned, i a multiple of N), or one
+  // element per load where N elements are narrower than 16 bytes.
+  template <int N>
+  __device__ void load(int64_t i, acc_t (&a)[N]) const {
+    visit([&](auto* p) {
+      using W = std::remove_pointer_t<decltype(p)>;
+      constexpr int kPerLoad = N * sizeof(W) < 16 ? 1 : 16 / sizeof(W);
+      static_assert(N % kPerLoad == 0, "whole loads");
+#pragma unroll
+      for (int part = 0; part < N / kPerLoad; ++part) {
+        const Pack<W, kPerLoad> v = *reinterpret_cast<const Pack<W, kPerLoad>*>(p + i + part * kPerLoad);
+#pragma unroll
+        for (int k = 0; k < kPerLoad; ++k) {
+          a[part * kPerLoad + k] = static_cast<acc_t>(v.v[k]);
+        }
+      }
+    });
   }
   __device__ void store(int64_t i, acc_t value) const {
-    if constexpr (std::is_same_v<scalar_t, acc_t>) {
-      static_cast<acc_t*>(data)[i] = value;
-    } else if (narrow) {
-      static_cast<scalar_t*>(data)[i] = static_cast<scalar_t>(value);
-    } else {
-      static_cast<acc_t*>(data)[i] = value;
-    }
+    visit([&](auto* p) { p[i] = static_cast<std::remove_pointer_t<decltype(p)>>(value); });
   }
 };
 
@@ -146,35 +139,34 @@ __global__ void elementwise_kernel(
     if (kBackward) {
       gv = *reinterpret_cast<const P*>(grad + i);
     }
-    P result;
-    auto compute = [&](int k, acc_t a) {
-      const acc_t xk = static_cast<acc_t>(xv.v[k]);
-      result.v[k] = static_cast<scalar_t>(
-          kBackward ? activation_grad(static_cast<acc_t>(gv.v[k]), xk, a) : activation(xk, a));
-    };
-    if constexpr (VEC > 1) {
-      if (row_weights) {
-        acc_t a[VEC];
-        weight.load(static_cast<int64_t>(i % channels), a);
+    // The slope of each of the VEC elements.
+    acc_t a[VEC];
+    if (row_weights) {
+      weight.load(static_cast<int64_t>(i % channels), a);
+    } else if (weight.data != nullptr) {
+      const index_t q = i / inner;
+      index_t r = i - q * inner;
+      index_t c = q % channels;
 #pragma unroll
-        for (int k = 0; k < VEC; ++k) {
-          compute(k, a[k]);
+      for (int k = 0; k < VEC; ++k) {
+        a[k] = weight[c];
+        if (++r == inner) {
+          r = 0;
+          c = c + 1 == channels ? 0 : c + 1;
         }
-        *reinterpret_cast<P*>(out + i) = result;
-        continue;
+      }
+    } else {
+#pragma unroll
+      for (int k = 0; k < VEC; ++k) {
+        a[k] = slope;
       }
     }
-    const bool per_channel = weight.data != nullptr;
-    index_t q = per_channel ? i / inner : 0;
-    index_t r = per_channel ? i - q * inner : 0;
-    index_t c = per_channel ? q % channels : 0;
+    P result;
 #pragma unroll
     for (int k = 0; k < VEC; ++k) {
-      compute(k, per_channel ? weight[c] : slope);
-      if (per_channel && ++r == inner) {
-        r = 0;
-        c = c + 1 == channels ? 0 : c + 1;
-      }
+      const acc_t xk = static_cast<acc_t>(xv.v[k]);
+      result.v[k] = static_cast<scalar_t>(
+          kBackward ? activation_grad(static_cast<acc_t>(gv.v[k]), xk, a[k]) : activation(xk, a[k]));
     }
     *reinterpret_cast<P*>(out + i) = result;
   }
