@@ -53,10 +53,11 @@ inline bool in_weight_order(at::IntArrayRef weight_shape, const ChannelGeometry&
 }
 
 // The weight as the kernels read it: contiguous in the buffer's channel order. Usually that is
-// the weight itself, with no operator called at all (a small call is host-bound).
+// the weight itself, with no operator called at all (a small call is host-bound). in_order:
+// in_weight_order(weight_shape, geo).
 inline at::Tensor weight_in_channel_order(
-    const at::Tensor& weight, at::IntArrayRef weight_shape, const ChannelGeometry& geo) {
-  if (weight.is_contiguous() && in_weight_order(weight_shape, geo)) {
+    const at::Tensor& weight, at::IntArrayRef weight_shape, const ChannelGeometry& geo, bool in_order) {
+  if (in_order && weight.is_contiguous()) {
     return weight;
   }
   return weight.reshape(weight_shape).permute(geo.order).contiguous();
@@ -173,7 +174,8 @@ at::Tensor prelu(const at::Tensor& self, const at::Tensor& weight) {
       const ChannelGeometry geo = plan_channels(out, weight_shape);
       ElementwiseCall call;
       call.self = self;
-      call.weight = detail::weight_in_channel_order(weight, weight_shape, geo);
+      call.weight =
+          detail::weight_in_channel_order(weight, weight_shape, geo, detail::in_weight_order(weight_shape, geo));
       call.channels = geo.channels;
       call.inner = geo.inner;
       detail::run_in_channel_order(call, geo, out, [](const ElementwiseCall& c) { Backend::forward(c); });
@@ -200,15 +202,15 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward(
       return {grad_input, grad_weight};
     }
     const ChannelGeometry geo = plan_channels(grad_input, weight_shape);
-    ElementwiseCall call;
-    call.grad_output = grad_output;
-    call.self = self;
-    call.weight = detail::weight_in_channel_order(weight, weight_shape, geo);
-    call.channels = geo.channels;
-    call.inner = geo.inner;
     // The kernels write the gradient in channel order: straight into the result when that is the
     // weight's own order, else into a buffer permuted back after.
     const bool direct = detail::in_weight_order(weight_shape, geo);
+    ElementwiseCall call;
+    call.grad_output = grad_output;
+    call.self = self;
+    call.weight = detail::weight_in_channel_order(weight, weight_shape, geo, direct);
+    call.channels = geo.channels;
+    call.inner = geo.inner;
     call.grad_weight = direct ? grad_weight : at::empty({geo.channels}, grad_weight.options());
     detail::run_in_channel_order(
         call, geo, grad_input, [](const ElementwiseCall& c) { Backend::backward(c); });
