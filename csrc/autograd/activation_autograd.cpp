@@ -1,10 +1,26 @@
 // Autograd for every actx operator, in C++ so that LibTorch and TorchScript users get gradients
-// too. Each Function runs its operator below autograd and calls the backward operators through the
-// dispatcher; the backward operators have Functions of their own, which gives double backward.
+// too. Each Autograd kernel is written the way PyTorch's generated ones (VariableType) are: it
+// records a graph node that holds the saved tensors and the backward formula, runs the operator
+// below autograd, and computes the forward-mode tangent from the primals. Unlike a
+// torch::autograd::Function, this composes with torch.func (grad, vjp, jacrev, jvp, jacfwd, vmap
+// over them) and forward-mode AD: a Function runs its forward with grad mode off, which nested
+// functorch levels cannot see through, so functorch refuses it; and a C++ Function has no
+// forward-mode formula, so a tangent passed through it would be dropped without a word.
+// The formulas call the actx operators through the dispatcher, and those have Autograd kernels of
+// their own: double backward, and forward over reverse (hessians), come from the same code.
 
 #include <ATen/ATen.h>
-#include <torch/autograd.h>
+#include <torch/csrc/autograd/VariableTypeUtils.h>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/functions/utils.h>
+#include <torch/csrc/dynamo/compiled_autograd.h>
 #include <torch/library.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "actx/actx.h"
 #include "shape.h"
@@ -12,167 +28,303 @@
 namespace actx {
 namespace {
 
-using torch::autograd::AutogradContext;
+using torch::autograd::SavedVariable;
 using torch::autograd::variable_list;
+// The scalar arguments a backward formula needs (a slope, a flag), in the order it reads them.
+using Constants = std::vector<c10::IValue>;
 
-bool any_requires_grad(std::initializer_list<at::Tensor> tensors) {
-  if (!at::GradMode::is_enabled()) {
-    return false;
-  }
-  for (const auto& t : tensors) {
-    if (t.defined() && t.requires_grad()) {
-      return true;
+// ---- Backward formulas, one per operator ----
+// backward(saved, constants, grads) returns one gradient per differentiable input (undefined: none).
+// `grads` holds one gradient per output; an undefined one means zero.
+
+struct LeakyReluFormula {
+  static constexpr const char* kName = "actx::LeakyReluBackward";
+  // saved: self (or, in place, the result); constants: negative_slope, self_is_result.
+  static variable_list backward(const variable_list& saved, const Constants& constants, const variable_list& grads) {
+    if (!grads[0].defined()) {
+      return {at::Tensor()};
     }
-  }
-  return false;
-}
-
-class LeakyReluBackwardFunction : public torch::autograd::Function<LeakyReluBackwardFunction> {
- public:
-  static at::Tensor forward(
-      AutogradContext* ctx,
-      const at::Tensor& grad_output,
-      const at::Tensor& self,
-      const at::Scalar& negative_slope,
-      bool self_is_result) {
-    at::AutoDispatchBelowADInplaceOrView guard;
-    ctx->save_for_backward({self});
-    ctx->saved_data["negative_slope"] = negative_slope;
-    ctx->saved_data["self_is_result"] = self_is_result;
-    return actx::leaky_relu_backward(grad_output, self, negative_slope, self_is_result);
-  }
-
-  // grad_input is linear in grad_output with the same mask; its derivative in self is zero almost
-  // everywhere (torch's rule).
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const auto self = ctx->get_saved_variables()[0];
-    const auto slope = ctx->saved_data["negative_slope"].toScalar();
-    const bool self_is_result = ctx->saved_data["self_is_result"].toBool();
-    return {actx::leaky_relu_backward(grads[0], self, slope, self_is_result), at::Tensor(), at::Tensor(), at::Tensor()};
+    return {actx::leaky_relu_backward(grads[0], saved[0], constants[0].toScalar(), constants[1].toBool())};
   }
 };
 
-class LeakyReluFunction : public torch::autograd::Function<LeakyReluFunction> {
- public:
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& self, const at::Scalar& negative_slope) {
-    at::AutoDispatchBelowADInplaceOrView guard;
-    ctx->save_for_backward({self});
-    ctx->saved_data["negative_slope"] = negative_slope;
-    return actx::leaky_relu(self, negative_slope);
-  }
-
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const auto self = ctx->get_saved_variables()[0];
-    const auto slope = ctx->saved_data["negative_slope"].toScalar();
-    return {actx::leaky_relu_backward(grads[0], self, slope, /*self_is_result=*/false), at::Tensor()};
-  }
-};
-
-// The input is overwritten, so backward reads the sign of x off the output: with a slope >= 0,
-// out > 0 exactly where x > 0.
-class LeakyReluInplaceFunction : public torch::autograd::Function<LeakyReluInplaceFunction> {
- public:
-  static at::Tensor forward(AutogradContext* ctx, at::Tensor self, const at::Scalar& negative_slope) {
-    {
-      // Below autograd only: the ADInplaceOrView kernel bumps the version counter.
-      at::AutoDispatchBelowAutograd guard;
-      actx::leaky_relu_(self, negative_slope);
+// leaky_relu_backward(grad_output, self, ...) is linear in grad_output with the same mask; its
+// derivative in self is zero almost everywhere (torch's rule).
+struct LeakyReluBackwardFormula {
+  static constexpr const char* kName = "actx::LeakyReluBackwardBackward";
+  // saved: self; constants: negative_slope, self_is_result. Inputs: grad_output, self.
+  static variable_list backward(const variable_list& saved, const Constants& constants, const variable_list& grads) {
+    if (!grads[0].defined()) {
+      return {at::Tensor(), at::Tensor()};
     }
-    ctx->mark_dirty({self});
-    ctx->save_for_backward({self});
-    ctx->saved_data["negative_slope"] = negative_slope;
-    return self;
-  }
-
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const auto result = ctx->get_saved_variables()[0];
-    const auto slope = ctx->saved_data["negative_slope"].toScalar();
-    return {actx::leaky_relu_backward(grads[0], result, slope, /*self_is_result=*/true), at::Tensor()};
+    return {
+        actx::leaky_relu_backward(grads[0], saved[0], constants[0].toScalar(), constants[1].toBool()),
+        at::Tensor()};
   }
 };
 
-// Second derivatives of prelu_backward, in ATen operations (themselves differentiable):
-//   grad_input  = x > 0 ? g : w * g
-//   grad_weight = sum over the broadcast dims of (x > 0 ? 0 : x * g)
-class PreluBackwardFunction : public torch::autograd::Function<PreluBackwardFunction> {
- public:
-  static variable_list forward(
-      AutogradContext* ctx,
-      const at::Tensor& grad_output,
-      const at::Tensor& self,
-      const at::Tensor& weight) {
-    at::AutoDispatchBelowADInplaceOrView guard;
-    ctx->save_for_backward({grad_output, self, weight});
-    auto [grad_input, grad_weight] = actx::prelu_backward(grad_output, self, weight);
-    return {grad_input, grad_weight};
-  }
-
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const auto saved = ctx->get_saved_variables();
-    const at::Tensor& g = saved[0];
-    const at::Tensor& x = saved[1];
-    const at::Tensor& weight = saved[2];
-    const at::Tensor& gg_input = grads[0];  // d loss / d grad_input
-    const at::Tensor& gg_weight = grads[1]; // d loss / d grad_weight
-    const SymDimVector shape = prelu_weight_sym_shape(x, weight, "prelu_backward");
-    const at::Tensor w = weight.reshape_symint(shape);
-    const at::Tensor positive = x > 0;
-    const at::Tensor gg_w = gg_weight.reshape_symint(shape);
-
-    // d/dg: grad_input gives (x > 0 ? gg_input : w * gg_input); grad_weight gives x * gg_w on x <= 0.
-    const at::Tensor d_grad = at::where(positive, gg_input, w * gg_input + x * gg_w).to(g.scalar_type());
-    // d/dx: only grad_weight depends on x (away from 0): g * gg_w on x <= 0.
-    const at::Tensor d_self = at::where(positive, at::zeros_like(x), g * gg_w).to(x.scalar_type());
-    // d/dw: only grad_input depends on w: g * gg_input on x <= 0, summed to the weight's shape.
-    const at::Tensor d_weight = at::where(positive, at::zeros_like(x), g * gg_input)
-                                    .sum_to_size_symint(shape)
-                                    .reshape_symint(weight.sym_sizes())
-                                    .to(weight.scalar_type());
-    return {d_grad, d_self, d_weight};
-  }
-};
-
-class PreluFunction : public torch::autograd::Function<PreluFunction> {
- public:
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& self, const at::Tensor& weight) {
-    at::AutoDispatchBelowADInplaceOrView guard;
-    ctx->save_for_backward({self, weight});
-    return actx::prelu(self, weight);
-  }
-
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const auto saved = ctx->get_saved_variables();
+struct PreluFormula {
+  static constexpr const char* kName = "actx::PreluBackward";
+  // saved: self, weight. Inputs: self, weight.
+  static variable_list backward(const variable_list& saved, const Constants&, const variable_list& grads) {
+    if (!grads[0].defined()) {
+      return {at::Tensor(), at::Tensor()};
+    }
     auto [grad_input, grad_weight] = actx::prelu_backward(grads[0], saved[0], saved[1]);
     return {grad_input, grad_weight};
   }
 };
 
-// ---- Autograd kernels: skip the graph when no input needs a gradient ----
+// a + b where an undefined tensor stands for zero (a tangent or gradient that does not exist).
+at::Tensor add_defined(const at::Tensor& a, const at::Tensor& b) {
+  if (!a.defined()) {
+    return b;
+  }
+  return b.defined() ? a + b : a;
+}
+
+// The weight reshaped to broadcast against self.
+at::Tensor broadcast_weight(const at::Tensor& self, const at::Tensor& weight) {
+  return weight.reshape_symint(prelu_weight_sym_shape(self, weight, "prelu_backward"));
+}
+
+// Sums a term of the weight gradient to the weight's shape and dtype.
+at::Tensor sum_to_weight(const at::Tensor& term, const at::Tensor& self, const at::Tensor& weight) {
+  return term.sum_to_size_symint(prelu_weight_sym_shape(self, weight, "prelu_backward"))
+      .reshape_symint(weight.sym_sizes())
+      .to(weight.scalar_type());
+}
+
+// The derivatives of prelu_backward(g, x, w) (prelu's second derivatives), in ATen operations,
+// themselves differentiable. prelu_backward computes
+//   grad_input  = x > 0 ? g : w * g
+//   grad_weight = sum over the broadcast dims of (x > 0 ? 0 : x * g)
+// Either incoming gradient may be undefined (zero); its terms are then left out.
+struct PreluBackwardFormula {
+  static constexpr const char* kName = "actx::PreluBackwardBackward";
+  // saved: grad_output, self, weight. Inputs: grad_output, self, weight.
+  static variable_list backward(const variable_list& saved, const Constants&, const variable_list& grads) {
+    const at::Tensor& g = saved[0];
+    const at::Tensor& x = saved[1];
+    const at::Tensor& weight = saved[2];
+    const at::Tensor& gg_input = grads[0];  // d loss / d grad_input
+    const at::Tensor& gg_weight = grads[1]; // d loss / d grad_weight
+    if (!gg_input.defined() && !gg_weight.defined()) {
+      return {at::Tensor(), at::Tensor(), at::Tensor()};
+    }
+    const at::Tensor w = broadcast_weight(x, weight);
+    const at::Tensor gg_w = gg_weight.defined() ? broadcast_weight(x, gg_weight) : at::Tensor();
+    const at::Tensor positive = x > 0;
+    // d/dg: grad_input gives (x > 0 ? gg_input : w * gg_input); grad_weight gives x * gg_w on x <= 0.
+    const at::Tensor on_negative = add_defined(
+        gg_input.defined() ? w * gg_input : at::Tensor(), gg_w.defined() ? x * gg_w : at::Tensor());
+    const at::Tensor d_grad =
+        at::where(positive, gg_input.defined() ? gg_input : at::zeros_like(g), on_negative).to(g.scalar_type());
+    // d/dx: only grad_weight depends on x (away from 0): g * gg_w on x <= 0.
+    const at::Tensor d_self =
+        gg_w.defined() ? at::where(positive, at::zeros_like(x), g * gg_w).to(x.scalar_type()) : at::Tensor();
+    // d/dw: only grad_input depends on w: g * gg_input on x <= 0, summed to the weight's shape.
+    const at::Tensor d_weight = gg_input.defined()
+        ? sum_to_weight(at::where(positive, at::zeros_like(x), g * gg_input), x, weight)
+        : at::Tensor();
+    return {d_grad, d_self, d_weight};
+  }
+};
+
+// ---- The graph node ----
+
+// One call of an actx operator in the autograd graph: the tensors its formula reads, saved as
+// autograd saves them (checked against later in-place changes, saved-tensor hooks, freed after
+// backward unless retain_graph), and the scalar arguments it needs.
+template <class Formula>
+class ActxNode final : public torch::autograd::TraceableFunction {
+ public:
+
+  std::string name() const override {
+    return Formula::kName;
+  }
+
+  void save_constants(Constants constants) {
+    constants_ = std::move(constants);
+  }
+
+  void save(const at::Tensor& t, bool is_output = false, bool is_inplace_on_view = false) {
+    saved_.emplace_back(t, is_output, is_inplace_on_view);
+    is_output_.push_back(is_output);
+  }
+
+  variable_list apply(variable_list&& grads) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return Formula::backward(unpack_saved(), constants_, grads);
+  }
+
+  void release_variables() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& s : saved_) {
+      s.reset_data();
+    }
+  }
+
+  // Compiled autograd (torch._dynamo.config.compiled_autograd): what identifies this node for its
+  // cache, and the call of the formula that goes into its graph, as PyTorch's own nodes do it.
+  void compiled_args(torch::dynamo::autograd::CompiledNodeArgs& args) const override {
+    args.collect(std::string(Formula::kName));
+    for (size_t k = 0; k < saved_.size(); ++k) {
+      args.collect(saved_[k], is_output_[k]);
+    }
+    for (const auto& c : constants_) {
+      args.collect(c);
+    }
+  }
+
+  variable_list apply_with_saved(
+      const variable_list& grads,
+      torch::dynamo::autograd::SwapSavedVariables& saved) override {
+    // Saved tensors and lifted scalars become the graph's inputs for the call.
+    for (auto& s : saved_) {
+      saved.before(s);
+    }
+    for (auto& c : constants_) {
+      saved.before(c);
+    }
+    // The formula's arguments: the saved tensors, then the constants.
+    std::vector<c10::IValue> args;
+    std::vector<at::TypePtr> schema;
+    for (const auto& t : unpack_saved()) {
+      args.emplace_back(t);
+      schema.emplace_back(at::TensorType::get());
+    }
+    for (const auto& c : constants_) {
+      args.push_back(c);
+      schema.push_back(c.type());
+    }
+    const auto& python = torch::dynamo::autograd::getPyCompilerInterface();
+    const std::string fn_name = python->bind_function(
+        saved.get_py_compiler(), Formula::kName, &apply_functional, schema,
+        /*is_custom_function=*/true, /*is_traceable=*/true);
+    const auto output_metadata = torch::dynamo::autograd::IValuePacker<std::vector<std::optional<
+        torch::autograd::InputMetadata>>>::pack(torch::dynamo::autograd::get_input_metadata(next_edges()));
+    auto results =
+        python->call_function(saved.get_py_compiler(), "apply_functional", fn_name, grads, args, output_metadata);
+    for (auto& s : saved_) {
+      saved.after(s);
+    }
+    for (auto& c : constants_) {
+      saved.after(c);
+    }
+    return results;
+  }
+
+ private:
+  static variable_list apply_functional(const variable_list& grads, const std::vector<c10::IValue>& args) {
+    variable_list tensors;
+    Constants constants;
+    for (const auto& a : args) {
+      if (a.isTensor()) {
+        tensors.push_back(a.toTensor());
+      } else {
+        constants.push_back(a);
+      }
+    }
+    return Formula::backward(tensors, constants, grads);
+  }
+
+  variable_list unpack_saved() {
+    variable_list tensors;
+    for (const auto& s : saved_) {
+      tensors.push_back(s.unpack(shared_from_this()));
+    }
+    return tensors;
+  }
+
+  std::mutex mutex_;
+  std::vector<SavedVariable> saved_;
+  std::vector<bool> is_output_;
+  Constants constants_;
+};
+
+// The node of a call whose differentiable inputs are `inputs`, or null when none needs a gradient
+// (the usual case in inference: no allocation then).
+template <class Formula, class... Inputs>
+std::shared_ptr<ActxNode<Formula>> make_node(const Inputs&... inputs) {
+  if (!torch::autograd::compute_requires_grad(inputs...)) {
+    return nullptr;
+  }
+  auto node = std::shared_ptr<ActxNode<Formula>>(new ActxNode<Formula>(), torch::autograd::deleteNode);
+  node->set_next_edges(torch::autograd::collect_next_edges(inputs...));
+  return node;
+}
+
+// ---- Forward-mode AD ----
+// Forward-mode formulas are linear in the tangents; a tangent that does not exist contributes
+// nothing. torch's forward-mode formulas for prelu count x == 0 with the positive side (x >= 0)
+// where its backward formulas do not (x > 0); actx follows both, so that its tangents equal
+// torch's at 0 as well.
+
+// The tangent of t at the forward-AD level (undefined: none), and t's primal value.
+at::Tensor tangent_of(const at::Tensor& t) {
+  return t.defined() ? t._fw_grad(/*level=*/0) : at::Tensor();
+}
+at::Tensor primal_of(const at::Tensor& t) {
+  return t._fw_primal(/*level=*/0);
+}
+
+// ---- Autograd kernels ----
 
 at::Tensor leaky_relu_autograd(const at::Tensor& self, const at::Scalar& negative_slope) {
-  if (!any_requires_grad({self})) {
-    at::AutoDispatchBelowADInplaceOrView guard;
-    return actx::leaky_relu(self, negative_slope);
+  auto node = make_node<LeakyReluFormula>(self);
+  if (node) {
+    node->save_constants({negative_slope, /*self_is_result=*/false});
+    node->save(self);
   }
-  return LeakyReluFunction::apply(self, negative_slope);
+  at::Tensor result;
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    result = actx::leaky_relu(self, negative_slope);
+  }
+  if (node) {
+    torch::autograd::set_history(result, node);
+  }
+  if (const at::Tensor t = tangent_of(self); t.defined()) {
+    result._set_fw_grad(actx::leaky_relu_backward(t, primal_of(self), negative_slope, false), 0, false);
+  }
+  return result;
 }
 
 at::Tensor& leaky_relu__autograd(at::Tensor& self, const at::Scalar& negative_slope) {
-  if (!any_requires_grad({self})) {
-    at::AutoDispatchBelowAutograd guard;
-    return actx::leaky_relu_(self, negative_slope);
-  }
+  const bool requires_grad = torch::autograd::compute_requires_grad(self);
   // Checked before anything is written, so that a refused call leaves `self` as it was.
   TORCH_CHECK(
-      !self.is_leaf(),
+      !requires_grad || !self.is_leaf(),
       "actx::leaky_relu_: a leaf tensor that requires grad cannot be modified in place; use "
       "actx::leaky_relu, or call it under torch.no_grad()");
+  // The input is overwritten, so backward reads the sign of x off the output: with a slope >= 0,
+  // out > 0 exactly where x > 0.
   TORCH_CHECK(
-      !negative_slope.isComplex() && negative_slope.toDouble() >= 0.0,
+      !requires_grad || (!negative_slope.isComplex() && negative_slope.toDouble() >= 0.0),
       "actx::leaky_relu_: the backward pass of the in-place leaky_relu reads the sign of the input "
       "off the output, which needs negative_slope >= 0; got negative_slope=", negative_slope,
       ". Use the out-of-place actx::leaky_relu when the slope is negative.");
-  LeakyReluInplaceFunction::apply(self, negative_slope);
+  torch::autograd::check_inplace(self, requires_grad);
+  auto node = requires_grad ? make_node<LeakyReluFormula>(self) : nullptr;
+  // The new tangent comes from the input, before it is overwritten (so any slope will do).
+  const at::Tensor self_t = tangent_of(self);
+  const at::Tensor new_t =
+      self_t.defined() ? actx::leaky_relu_backward(self_t, primal_of(self), negative_slope, false) : at::Tensor();
+  {
+    // Below autograd only: the ADInplaceOrView kernel bumps the version counter.
+    at::AutoDispatchBelowAutograd guard;
+    actx::leaky_relu_(self, negative_slope);
+  }
+  if (node) {
+    torch::autograd::rebase_history(self, node);
+    node->save_constants({negative_slope, /*self_is_result=*/true});
+    node->save(self, /*is_output=*/true, /*is_inplace_on_view=*/self.is_view());
+  }
+  if (new_t.defined()) {
+    // An in-place op updates the tangent in place too (views of it see the change).
+    self._set_fw_grad(self_t.copy_(new_t), 0, /*is_inplace_op=*/true);
+  }
   return self;
 }
 
@@ -192,31 +344,99 @@ at::Tensor leaky_relu_backward_autograd(
     const at::Tensor& self,
     const at::Scalar& negative_slope,
     bool self_is_result) {
-  if (!any_requires_grad({grad_output, self})) {
-    at::AutoDispatchBelowADInplaceOrView guard;
-    return actx::leaky_relu_backward(grad_output, self, negative_slope, self_is_result);
+  auto node = make_node<LeakyReluBackwardFormula>(grad_output, self);
+  if (node) {
+    node->save_constants({negative_slope, self_is_result});
+    node->save(self);
   }
-  return LeakyReluBackwardFunction::apply(grad_output, self, negative_slope, self_is_result);
+  at::Tensor result;
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    result = actx::leaky_relu_backward(grad_output, self, negative_slope, self_is_result);
+  }
+  if (node) {
+    torch::autograd::set_history(result, node);
+  }
+  // Linear in grad_output; self's tangent contributes zero almost everywhere.
+  if (const at::Tensor t = tangent_of(grad_output); t.defined()) {
+    result._set_fw_grad(
+        actx::leaky_relu_backward(t, primal_of(self), negative_slope, self_is_result), 0, false);
+  }
+  return result;
 }
 
 at::Tensor prelu_autograd(const at::Tensor& self, const at::Tensor& weight) {
-  if (!any_requires_grad({self, weight})) {
-    at::AutoDispatchBelowADInplaceOrView guard;
-    return actx::prelu(self, weight);
+  auto node = make_node<PreluFormula>(self, weight);
+  if (node) {
+    node->save(self);
+    node->save(weight);
   }
-  return PreluFunction::apply(self, weight);
+  at::Tensor result;
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    result = actx::prelu(self, weight);
+  }
+  if (node) {
+    torch::autograd::set_history(result, node);
+  }
+  const at::Tensor self_t = tangent_of(self);
+  const at::Tensor weight_t = tangent_of(weight);
+  if (self_t.defined() || weight_t.defined()) {
+    // x >= 0 ? x_t : w * x_t + x * w_t
+    const at::Tensor x = primal_of(self);
+    const at::Tensor on_negative = add_defined(
+        self_t.defined() ? broadcast_weight(x, primal_of(weight)) * self_t : at::Tensor(),
+        weight_t.defined() ? x * broadcast_weight(x, weight_t) : at::Tensor());
+    const at::Tensor t = at::where(x >= 0, self_t.defined() ? self_t : at::zeros_like(x), on_negative);
+    result._set_fw_grad(t.to(result.scalar_type()), 0, false);
+  }
+  return result;
 }
 
 std::tuple<at::Tensor, at::Tensor> prelu_backward_autograd(
     const at::Tensor& grad_output,
     const at::Tensor& self,
     const at::Tensor& weight) {
-  if (!any_requires_grad({grad_output, self, weight})) {
-    at::AutoDispatchBelowADInplaceOrView guard;
-    return actx::prelu_backward(grad_output, self, weight);
+  auto node = make_node<PreluBackwardFormula>(grad_output, self, weight);
+  if (node) {
+    node->save(grad_output);
+    node->save(self);
+    node->save(weight);
   }
-  auto grads = PreluBackwardFunction::apply(grad_output, self, weight);
-  return {grads[0], grads[1]};
+  at::Tensor grad_input, grad_weight;
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    std::tie(grad_input, grad_weight) = actx::prelu_backward(grad_output, self, weight);
+  }
+  if (node) {
+    torch::autograd::set_history({grad_input, grad_weight}, node);
+  }
+  const at::Tensor g_t = tangent_of(grad_output);
+  const at::Tensor x_t = tangent_of(self);
+  const at::Tensor w_t = tangent_of(weight);
+  if (g_t.defined() || x_t.defined() || w_t.defined()) {
+    const at::Tensor g = primal_of(grad_output);
+    const at::Tensor x = primal_of(self);
+    const at::Tensor w = primal_of(weight);
+    const at::Tensor positive = x >= 0;
+    // grad_input = x > 0 ? g : w * g, whose tangent is x >= 0 ? g_t : w * g_t + w_t * g (x's
+    // contributes zero almost everywhere).
+    if (g_t.defined() || w_t.defined()) {
+      const at::Tensor on_negative = add_defined(
+          g_t.defined() ? broadcast_weight(x, w) * g_t : at::Tensor(),
+          w_t.defined() ? broadcast_weight(x, w_t) * g : at::Tensor());
+      const at::Tensor t = at::where(positive, g_t.defined() ? g_t : at::zeros_like(g), on_negative);
+      grad_input._set_fw_grad(t.to(grad_input.scalar_type()), 0, false);
+    }
+    // grad_weight = sum of (x > 0 ? 0 : x * g), whose tangent is the sum of x_t * g + x * g_t on
+    // x < 0.
+    if (g_t.defined() || x_t.defined()) {
+      const at::Tensor term =
+          add_defined(x_t.defined() ? x_t * g : at::Tensor(), g_t.defined() ? x * g_t : at::Tensor());
+      grad_weight._set_fw_grad(sum_to_weight(at::where(positive, at::zeros_like(term), term), x, w), 0, false);
+    }
+  }
+  return {grad_input, grad_weight};
 }
 
 } // namespace

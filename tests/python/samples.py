@@ -27,6 +27,10 @@ LAYOUTS = {
 SLOPES = [0.01, 0.0, -0.5, 1.75, 0.25]
 
 
+def generator(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
 def make_values(shape, dtype, generator, requires_grad=False, away_from_zero=False, specials=True):
     """Random values with NaN, +-inf, +-0.0 and a subnormal sprinkled in (unless `specials` is False)."""
     x = torch.randn(shape, generator=generator, dtype=torch.float64)

@@ -6,15 +6,11 @@ import torch
 import torch.nn.functional as F
 
 import torch_ext  # noqa: F401
-from samples import (DTYPES, LAYOUTS, is_dense, SLOPES, assert_same_values, assert_sum_close, leaky_relu_samples,
-                     make_values, prelu_reference, prelu_samples, strided_weight_samples, weight_grad_magnitude,
-                     weight_grad_reference)
+from samples import (DTYPES, LAYOUTS, SLOPES, assert_same_values, assert_sum_close, generator, is_dense,
+                     leaky_relu_samples, make_values, prelu_reference, prelu_samples, strided_weight_samples,
+                     weight_grad_magnitude, weight_grad_reference)
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-
-
-def generator(seed=0):
-    return torch.Generator().manual_seed(seed)
 
 
 def cuda_samples(samples):
@@ -120,10 +116,10 @@ def test_cuda_gradcheck_and_gradgradcheck():
     for shape, w_shape in [((3, 4, 5), (4,)), ((2, 3, 4, 5), (3, 1, 5)), ((4, 7), (1, 7)), ((2, 3, 40, 40), (3,))]:
         x = make_values(shape, torch.float64, g, away_from_zero=True).cuda().requires_grad_()
         w = (torch.rand(w_shape, generator=g, dtype=torch.float64) + 0.1).cuda().requires_grad_()
-        assert torch.autograd.gradcheck(torch.ops.actx.prelu, (x, w))
-        assert torch.autograd.gradgradcheck(torch.ops.actx.prelu, (x, w))
+        assert torch.autograd.gradcheck(torch.ops.actx.prelu, (x, w), check_forward_ad=True)
+        assert torch.autograd.gradgradcheck(torch.ops.actx.prelu, (x, w), check_fwd_over_rev=True)
     x = make_values((3, 4, 5), torch.float64, g, away_from_zero=True).cuda().requires_grad_()
-    assert torch.autograd.gradcheck(lambda t: torch.ops.actx.leaky_relu(t, 0.3), (x,))
+    assert torch.autograd.gradcheck(lambda t: torch.ops.actx.leaky_relu(t, 0.3), (x,), check_forward_ad=True)
 
 
 def test_cuda_weight_gradient_is_deterministic():

@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 
 import torch_ext
-from samples import (DTYPES, is_dense, LAYOUTS, SLOPES, assert_same_values, assert_sum_close, leaky_relu_samples,
-                     make_values, prelu_reference, prelu_samples, prelu_weight_shapes, strided_weight_samples,
-                     weight_grad_magnitude, weight_grad_reference)
+from samples import (DTYPES, LAYOUTS, SLOPES, assert_same_values, assert_sum_close, generator, is_dense,
+                     leaky_relu_samples, make_values, prelu_reference, prelu_samples, prelu_weight_shapes,
+                     strided_weight_samples, weight_grad_magnitude, weight_grad_reference)
 
 
 def supported_capabilities():
@@ -37,10 +37,6 @@ def capability(request):
     torch_ext.set_cpu_capability(request.param)
     yield request.param
     torch_ext.set_cpu_capability(default)
-
-
-def generator(seed=0):
-    return torch.Generator().manual_seed(seed)
 
 
 def test_default_capability_is_best_supported():
@@ -187,20 +183,21 @@ GRADCHECK_CASES = [((3, 4, 5), (4,)), ((2, 3, 4, 5), (1,)), ((2, 3, 4, 5), (3, 1
 @pytest.mark.parametrize("shape,weight_shape", GRADCHECK_CASES)
 def test_prelu_gradcheck_and_gradgradcheck(shape, weight_shape):
     x, w = gradcheck_inputs(shape, weight_shape, 11)
-    assert torch.autograd.gradcheck(torch.ops.actx.prelu, (x, w))
-    assert torch.autograd.gradgradcheck(torch.ops.actx.prelu, (x, w))
+    # Reverse and forward mode, and forward over reverse (jacfwd of a gradient: hessians).
+    assert torch.autograd.gradcheck(torch.ops.actx.prelu, (x, w), check_forward_ad=True)
+    assert torch.autograd.gradgradcheck(torch.ops.actx.prelu, (x, w), check_fwd_over_rev=True)
     xc = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_() if x.dim() == 4 else None
     if xc is not None:
-        assert torch.autograd.gradcheck(torch.ops.actx.prelu, (xc, w))
-        assert torch.autograd.gradgradcheck(torch.ops.actx.prelu, (xc, w))
+        assert torch.autograd.gradcheck(torch.ops.actx.prelu, (xc, w), check_forward_ad=True)
+        assert torch.autograd.gradgradcheck(torch.ops.actx.prelu, (xc, w), check_fwd_over_rev=True)
 
 
 @pytest.mark.parametrize("slope", SLOPES)
 def test_leaky_relu_gradcheck_and_gradgradcheck(slope):
     x, _ = gradcheck_inputs((3, 4, 5), (1,), 12)
     fn = lambda t: torch.ops.actx.leaky_relu(t, slope)  # noqa: E731
-    assert torch.autograd.gradcheck(fn, (x,))
-    assert torch.autograd.gradgradcheck(fn, (x,))
+    assert torch.autograd.gradcheck(fn, (x,), check_forward_ad=True)
+    assert torch.autograd.gradgradcheck(fn, (x,), check_fwd_over_rev=True)
 
 
 def test_double_backward_matches_torch():

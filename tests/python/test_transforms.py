@@ -1,0 +1,199 @@
+"""torch.func transforms, forward-mode AD and compiled autograd on the actx operators, against
+torch's built-ins. The Autograd kernels are written the way PyTorch's generated ones are (graph
+nodes with saved variables, tangents from the primals), so what works with F.prelu and
+F.leaky_relu has to work with them too: a torch::autograd::Function would have been refused by
+torch.func, and its forward-mode tangents silently dropped."""
+
+import pytest
+import torch
+import torch.autograd.forward_ad as fwAD
+import torch.nn.functional as F
+from torch.func import functional_call, grad, hessian, jacfwd, jacrev, jvp, vjp, vmap
+
+import torch_ext
+from samples import DTYPES, SLOPES, assert_same_values, generator, make_values
+
+# torch.func runs operators without a batching rule (the actx ones) one sample at a time, and says so.
+pytestmark = pytest.mark.filterwarnings("ignore:There is a performance drop")
+
+
+def actx_prelu(x, w):
+    return torch.ops.actx.prelu(x, w)
+
+
+def actx_leaky_relu(x, slope):
+    return torch.ops.actx.leaky_relu(x, slope)
+
+
+def as_prelu(leaky_relu):
+    """A leaky_relu with slope 0.2 made a function of (x, w) like prelu, so that one table of
+    transforms serves both: w enters through a product with the output."""
+    return lambda x, w: leaky_relu(x, 0.2) * w.sum()
+
+
+PAIRS = {
+    "prelu": (actx_prelu, F.prelu),
+    "leaky_relu": (as_prelu(actx_leaky_relu), as_prelu(F.leaky_relu)),
+}
+
+
+def loss(f):
+    return lambda x, w: f(x, w).pow(2).sum()
+
+
+TRANSFORMS = {
+    "grad": lambda f, x, w, tx, tw: grad(loss(f), argnums=(0, 1))(x, w),
+    "vjp": lambda f, x, w, tx, tw: vjp(f, x, w)[1](tx),
+    "jacrev": lambda f, x, w, tx, tw: jacrev(f, argnums=(0, 1))(x, w),
+    "jvp": lambda f, x, w, tx, tw: jvp(f, (x, w), (tx, tw)),
+    "jacfwd": lambda f, x, w, tx, tw: jacfwd(f, argnums=(0, 1))(x, w),
+    "hessian": lambda f, x, w, tx, tw: hessian(loss(f), argnums=(0, 1))(x, w),
+    # Per-sample gradients of the weight: the batch split by vmap, one gradient per sample.
+    "per_sample_grad": lambda f, x, w, tx, tw: vmap(
+        grad(lambda xi, w: loss(f)(xi.unsqueeze(0), w), argnums=1), in_dims=(0, None))(x, w),
+    "grad_of_grad": lambda f, x, w, tx, tw: grad(
+        lambda x, w: grad(loss(f), argnums=1)(x, w).pow(2).sum(), argnums=(0, 1))(x, w),
+}
+
+
+@pytest.mark.parametrize("op", PAIRS)
+@pytest.mark.parametrize("transform", TRANSFORMS)
+def test_torch_func_transforms_match_torch(op, transform):
+    g = generator(31)
+    x = make_values((3, 4, 5), torch.float64, g, away_from_zero=True)
+    w = torch.rand(4, generator=g, dtype=torch.float64) + 0.1
+    tx = make_values(x.shape, torch.float64, g, specials=False)
+    tw = torch.randn(w.shape, generator=g, dtype=torch.float64)
+    ours, theirs = (TRANSFORMS[transform](f, x, w, tx, tw) for f in PAIRS[op])
+    torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
+def test_per_sample_gradients_of_a_model():
+    g = generator(32)
+    x = make_values((6, 5), torch.float64, g, specials=False)
+    models = []
+    for prelu in (torch_ext.nn.PReLU(4), torch.nn.PReLU(4)):
+        torch.manual_seed(0)
+        models.append(torch.nn.Sequential(torch.nn.Linear(5, 4), prelu, torch.nn.Linear(4, 1)).double())
+    models[0].load_state_dict(models[1].state_dict())
+    results = []
+    for model in models:
+        params = {k: v.detach() for k, v in model.named_parameters()}
+        sample_loss = lambda p, xi: functional_call(model, p, (xi.unsqueeze(0),)).pow(2).sum()  # noqa: E731
+        results.append(vmap(grad(sample_loss), in_dims=(None, 0))(params, x))
+    assert results[0].keys() == results[1].keys()
+    for name in results[0]:
+        assert results[0][name].shape[0] == x.shape[0]
+        torch.testing.assert_close(results[0][name], results[1][name], rtol=1e-12, atol=1e-12)
+
+
+def tangents(*duals):
+    return [fwAD.unpack_dual(d).tangent for d in duals]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_forward_mode_tangents_equal_torch_bit_for_bit(dtype):
+    """Dual tensors through every operator against torch's own forward-mode formulas: the same
+    expressions in the same precision, so the same bits, NaN, infinities and x == 0 included."""
+    g = generator(33)
+    x = make_values((4, 3, 5, 7), dtype, g)
+    grad_out = make_values(x.shape, dtype, g)
+    w = torch.rand(3, generator=g).to(dtype)
+    tx, tg = make_values(x.shape, dtype, g, specials=False), make_values(x.shape, dtype, g, specials=False)
+    tw = torch.randn(3, generator=g).to(dtype)
+    results = []
+    for prelu, prelu_backward, leaky_relu, leaky_relu_backward in [
+        (F.prelu, lambda a, b, c: torch.ops.aten._prelu_kernel_backward(a, b, c.view(1, 3, 1, 1)),
+         F.leaky_relu, torch.ops.aten.leaky_relu_backward),
+        (torch.ops.actx.prelu, torch.ops.actx.prelu_backward, actx_leaky_relu, torch.ops.actx.leaky_relu_backward),
+    ]:
+        with fwAD.dual_level():
+            xd, gd, wd = fwAD.make_dual(x, tx), fwAD.make_dual(grad_out, tg), fwAD.make_dual(w, tw)
+            grad_input, grad_weight = prelu_backward(gd, xd, wd)
+            out = tangents(prelu(xd, wd), grad_input, grad_weight, leaky_relu(xd, 0.2),
+                           leaky_relu_backward(gd, xd, 0.2, False))
+        # torch's _prelu_kernel_backward leaves the weight gradient per element; autograd sums it.
+        out[2] = out[2].sum_to_size(1, 3, 1, 1).view(3) if out[2].dim() == 4 else out[2]
+        results.append(out)
+    for name, ours, theirs in zip(["prelu", "grad_input", "grad_weight", "leaky_relu", "leaky_relu_backward"],
+                                  results[1], results[0]):
+        assert ours is not None, name
+        assert_same_values(ours, theirs)
+
+
+@pytest.mark.parametrize("slope", SLOPES)
+def test_inplace_forward_mode_on_a_view_updates_the_base_tangent(slope):
+    """leaky_relu_ on part of a dual tensor changes that part of the base's primal and tangent to
+    what torch's out-of-place leaky_relu gives there. Any slope will do (the tangent is computed
+    before the input is overwritten); torch's own leaky_relu_ refuses negative ones."""
+    g = generator(34)
+    x = make_values((4, 6), torch.float64, g)
+    t = make_values(x.shape, torch.float64, g, specials=False)
+    expected_primal, expected_tangent = x.clone(), t.clone()
+    with fwAD.dual_level():
+        part = fwAD.unpack_dual(F.leaky_relu(fwAD.make_dual(x[:, 1:4], t[:, 1:4]), slope))
+        expected_primal[:, 1:4], expected_tangent[:, 1:4] = part.primal, part.tangent
+        base = fwAD.make_dual(x.clone(), t.clone())
+        torch.ops.actx.leaky_relu_(base[:, 1:4], slope)
+        result = fwAD.unpack_dual(base)
+        assert_same_values(result.primal, expected_primal)
+        assert_same_values(result.tangent, expected_tangent)
+
+
+def test_graph_nodes_behave_like_torch_nodes():
+    g = generator(35)
+    x = make_values((2, 3, 4), torch.float64, g, away_from_zero=True).requires_grad_()
+    w = (torch.rand(3, generator=g, dtype=torch.float64) + 0.1).requires_grad_()
+    events = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: events.append("pack") or t,
+                                                  lambda t: events.append("unpack") or t):
+        y = torch.ops.actx.prelu(x, w)
+    assert y.grad_fn.name() == "actx::PreluBackward"
+    assert [f.variable for f, _ in y.grad_fn.next_functions] == [x, w]  # AccumulateGrad of each leaf
+    assert events == ["pack", "pack"]
+    y.sum().backward(retain_graph=True)
+    assert events == ["pack", "pack", "unpack", "unpack"]
+    first = (x.grad.clone(), w.grad.clone())
+    y.sum().backward()  # retained: runs again and accumulates
+    torch.testing.assert_close(x.grad, 2 * first[0])
+    torch.testing.assert_close(w.grad, 2 * first[1])
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        y.sum().backward()
+    z = torch.ops.actx.leaky_relu(x, 0.1)
+    with torch.no_grad():
+        x.mul_(1)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        z.sum().backward()
+
+
+def test_compiled_autograd_matches_eager():
+    """Compiled autograd traces the actx nodes of an eager forward into its graph; the slope is an
+    input of that graph, not a constant baked into it, so a second slope gets its own gradients
+    from the same graph."""
+    from torch._dynamo import compiled_autograd
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    g = generator(36)
+    x0 = make_values((4, 3, 5), torch.float32, g, away_from_zero=True)
+    w0 = torch.rand(3, generator=g) + 0.1
+    for slope in (0.2, 0.3):
+        grads = []
+        for prelu, leaky_relu, leaky_relu_, compiled in [
+            (F.prelu, F.leaky_relu, F.leaky_relu_, False),
+            (actx_prelu, actx_leaky_relu, torch.ops.actx.leaky_relu_, True),
+        ]:
+            x, w = x0.clone().requires_grad_(), w0.clone().requires_grad_()
+            y = leaky_relu(prelu(x, w), slope)
+            leaky_relu_(y[1:], slope)
+            loss_value = (y * y).sum()
+            if compiled:
+                with compiled_autograd._enable(torch.compile(backend="aot_eager")):
+                    loss_value.backward()
+            else:
+                loss_value.backward()
+            grads.append((x.grad, w.grad))
+        for ours, theirs in zip(*grads):
+            torch.testing.assert_close(ours, theirs)
+    assert counters["compiled_autograd"]["captures"] == 1
