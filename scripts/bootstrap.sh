@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SYSTEM_PACKAGES=(g++ make cmake ninja-build libgtest-dev libbenchmark-dev libsimde-dev python3-venv)
+SYSTEM_PACKAGES=(g++ make cmake ninja-build libgtest-dev libbenchmark-dev libsimde-dev nlohmann-json3-dev python3-venv)
 missing=()
 for package in "${SYSTEM_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

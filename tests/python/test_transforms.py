@@ -13,7 +13,10 @@ from torch.func import functional_call, grad, hessian, jacfwd, jacrev, jvp, vjp,
 import torch_ext
 from samples import DTYPES, SLOPES, assert_same_values, generator, make_values
 
-# torch.func runs operators without a batching rule (the actx ones) one sample at a time, and says so.
+# actx's batching rules (csrc/batching) are built where nlohmann/json.hpp, which torch's functorch
+# headers include, is installed (scripts/bootstrap.sh installs it); without them vmap runs the
+# operators one sample at a time, correctly but with a performance warning.
+BATCHING_RULES = torch._C._dispatch_has_kernel_for_dispatch_key("actx::prelu", "FuncTorchBatched")
 pytestmark = pytest.mark.filterwarnings("ignore:There is a performance drop")
 
 
@@ -197,3 +200,68 @@ def test_compiled_autograd_matches_eager():
         for ours, theirs in zip(*grads):
             torch.testing.assert_close(ours, theirs)
     assert counters["compiled_autograd"]["captures"] == 1
+
+
+def per_sample(f, args, in_dims, size):
+    """f called on each sample by itself, the results stacked: what vmap must equal."""
+    outs = [f(*[a.select(d, i) if d is not None else a for a, d in zip(args, in_dims)]) for i in range(size)]
+    if isinstance(outs[0], tuple):
+        return tuple(torch.stack(o) for o in zip(*outs))
+    return (torch.stack(outs),)
+
+
+def vmap_cases(dtype):
+    """(name, operator, args, in_dims): every operator, batched in each argument alone and in all,
+    with the batch dim first and elsewhere, samples of rank 0, 1 and 3, weights of 1, C and [1, W]."""
+    g = generator(37)
+    x, grad_out = make_values((6, 3, 4, 5), dtype, g), make_values((6, 3, 4, 5), dtype, g, specials=False)
+    w, w_last = torch.rand(6, 4, generator=g).to(dtype), torch.rand(6, 1, 5, generator=g).to(dtype)
+    leaky_relu = lambda t: torch.ops.actx.leaky_relu(t, 0.1)  # noqa: E731
+    leaky_relu_backward = lambda a, b: torch.ops.actx.leaky_relu_backward(a, b, 0.1, False)  # noqa: E731
+    prelu, prelu_backward = torch.ops.actx.prelu, torch.ops.actx.prelu_backward
+    return [
+        ("leaky_relu", leaky_relu, (x,), (0,)),
+        ("leaky_relu batch dim 2", leaky_relu, (x.movedim(0, 2).contiguous(),), (2,)),
+        ("leaky_relu_backward", leaky_relu_backward, (grad_out, x), (0, 0)),
+        ("leaky_relu_backward self batched", leaky_relu_backward, (grad_out[0], x), (None, 0)),
+        ("prelu", prelu, (x, w), (0, 0)),
+        ("prelu self batched", prelu, (x, w[0]), (0, None)),
+        ("prelu weight batched", prelu, (x[0], w), (None, 0)),
+        ("prelu rank 0", prelu, (x[:, 0, 0, 0], w[:, :1]), (0, 0)),
+        ("prelu rank 1", prelu, (x[:, 0, 0], w[:, :1]), (0, 0)),
+        ("prelu [1, W] weight, batch dim 1", prelu, (x, w_last.movedim(0, 1).contiguous()), (0, 1)),
+        ("prelu_backward", prelu_backward, (grad_out, x, w), (0, 0, 0)),
+        ("prelu_backward self batched", prelu_backward, (grad_out[0], x, w[0]), (None, 0, None)),
+        ("prelu_backward weight batched", prelu_backward, (grad_out[0], x[0], w), (None, None, 0)),
+        ("prelu_backward rank 0", prelu_backward, (grad_out[:, 0, 0, 0], x[:, 0, 0, 0], w[:, 0]), (0, 0, 0)),
+        ("prelu_backward [1, W] weight", prelu_backward, (grad_out, x, w_last), (0, 0, 0)),
+    ]
+
+
+@pytest.mark.skipif(not BATCHING_RULES, reason="built without nlohmann/json.hpp: no batching rules")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_vmap_equals_per_sample_calls(dtype):
+    for name, f, args, in_dims in vmap_cases(dtype):
+        batched = vmap(f, in_dims=in_dims)(*args)
+        expected = per_sample(f, args, in_dims, 6)
+        batched = batched if isinstance(batched, tuple) else (batched,)
+        assert len(batched) == len(expected), name
+        assert_same_values(batched[0], expected[0])
+        if len(batched) == 2:  # the weight gradient: the same sums, maybe in another order
+            tolerance = 2e-2 if dtype == torch.bfloat16 else None
+            torch.testing.assert_close(batched[1], expected[1], rtol=tolerance, atol=tolerance, equal_nan=True,
+                                       msg=name)
+
+
+@pytest.mark.skipif(not BATCHING_RULES, reason="built without nlohmann/json.hpp: no batching rules")
+def test_vmap_inplace_and_errors():
+    g = generator(38)
+    x = make_values((6, 3, 4), torch.float32, g)
+    y = x.clone()
+    vmap(lambda t: torch.ops.actx.leaky_relu_(t, 0.1))(y)
+    assert_same_values(y, F.leaky_relu(x, 0.1))
+    # A weight that does not fit a sample is refused with the same words as outside vmap.
+    with pytest.raises(RuntimeError, match=r"actx::prelu: expected `weight` to have 1 element or one per channel"):
+        vmap(torch.ops.actx.prelu)(x, torch.rand(6, 5))
+    for op in ["leaky_relu", "leaky_relu_", "leaky_relu_backward", "prelu", "prelu_backward"]:
+        assert torch._C._dispatch_has_kernel_for_dispatch_key(f"actx::{op}", "FuncTorchBatched"), op
