@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+#include <torch/csrc/autograd/forward_grad.h>
 #include <torch/torch.h>
 
 #include "actx/actx.h"
@@ -102,6 +103,28 @@ TEST(Actx, DoubleBackwardMatchesTorch) {
   }
   EXPECT_TRUE(at::allclose(results[0], results[2]));
   EXPECT_TRUE(at::allclose(results[1], results[3]));
+}
+
+// Forward-mode AD from C++ (what torch.autograd.forward_ad does in Python): dual tensors through
+// actx give ATen's tangents, bit for bit.
+TEST(Actx, ForwardModeTangentsMatchTorch) {
+  at::manual_seed(3);
+  const auto x = sample({3, 4, 5}, at::kDouble);
+  const auto x_tangent = sample({3, 4, 5}, at::kDouble);
+  const auto w = at::rand({4}, x.options());
+  const auto w_tangent = sample({4}, at::kDouble);
+  const uint64_t level = torch::autograd::ForwardADLevel::get_next_idx();
+  std::vector<at::Tensor> tangents;
+  for (bool use_actx : {true, false}) {
+    const auto xd = at::_make_dual(x, x_tangent, static_cast<int64_t>(level));
+    const auto wd = at::_make_dual(w, w_tangent, static_cast<int64_t>(level));
+    const auto y = use_actx ? actx::prelu(actx::leaky_relu(xd, 0.1), wd) : at::prelu(at::leaky_relu(xd, 0.1), wd);
+    const auto tangent = std::get<1>(at::_unpack_dual(y, static_cast<int64_t>(level)));
+    ASSERT_TRUE(tangent.defined());
+    tangents.push_back(tangent.clone());
+  }
+  torch::autograd::ForwardADLevel::release_idx(level);
+  expect_same_values(tangents[0], tangents[1]);
 }
 
 TEST(Actx, InplaceWritesIntoItsInput) {
