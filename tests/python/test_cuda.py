@@ -160,3 +160,24 @@ def test_cuda_more_than_2_31_elements():
     assert_same_values(gx[tail].cpu(), torch.where(x[tail] > 0, x[tail], 0.5 * x[tail].float()).to(torch.bfloat16).cpu())
     expected = torch.where(x > 0, 0.0, x.float() * x.float()).double().sum()
     torch.testing.assert_close(gw.double().cpu(), expected.cpu().reshape(1), rtol=1e-2, atol=0)
+
+
+def torch_func_results(device):
+    """jvp, jacrev and per-sample weight gradients (vmap of grad) of prelu on `device`."""
+    g = generator(13)
+    x = make_values((6, 3, 4, 5), torch.float64, g, away_from_zero=True).to(device)
+    w = (torch.rand(3, generator=g, dtype=torch.float64) + 0.1).to(device)
+    tx = make_values(x.shape, torch.float64, g, specials=False).to(device)
+    prelu = torch.ops.actx.prelu
+    sample_loss = lambda w, xi: prelu(xi.unsqueeze(0), w).pow(2).sum()  # noqa: E731
+    return [
+        *torch.func.jvp(lambda t: prelu(t, w), (x,), (tx,)),
+        torch.func.jacrev(prelu, argnums=1)(x, w),
+        torch.func.vmap(torch.func.grad(sample_loss), in_dims=(None, 0))(w, x),
+    ]
+
+
+def test_cuda_torch_func_matches_cpu():
+    for cuda, cpu in zip(torch_func_results("cuda"), torch_func_results("cpu")):
+        assert cuda.is_cuda
+        torch.testing.assert_close(cuda.cpu(), cpu, rtol=1e-12, atol=1e-12)
