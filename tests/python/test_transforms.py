@@ -266,3 +266,19 @@ def test_vmap_inplace_and_errors():
         vmap(torch.ops.actx.prelu)(x, torch.rand(6, 5))
     for op in ["leaky_relu", "leaky_relu_", "leaky_relu_backward", "prelu", "prelu_backward"]:
         assert torch._C._dispatch_has_kernel_for_dispatch_key(f"actx::{op}", "FuncTorchBatched"), op
+
+
+def test_torch_compile_of_per_sample_gradients():
+    """torch.compile(fullgraph=True) traces vmap(grad(...)) through the batching rules and the
+    graph nodes (Meta kernels for the shapes): no graph break, the eager results."""
+    torch._dynamo.reset()
+    g = generator(39)
+    x = make_values((8, 3, 5), torch.float32, g, away_from_zero=True)
+    w = torch.rand(3, generator=g) + 0.1
+
+    def per_sample_grads(prelu):
+        sample_loss = lambda w, xi: prelu(xi.unsqueeze(0), w).pow(2).sum()  # noqa: E731
+        return lambda w, x: vmap(grad(sample_loss), in_dims=(None, 0))(w, x)
+
+    compiled = torch.compile(per_sample_grads(actx_prelu), fullgraph=True, backend="aot_eager")(w, x)
+    torch.testing.assert_close(compiled, per_sample_grads(F.prelu)(w, x))
