@@ -54,12 +54,9 @@ struct LeakyReluBackwardFormula {
   static constexpr const char* kName = "actx::LeakyReluBackwardBackward";
   // saved: self; constants: negative_slope, self_is_result. Inputs: grad_output, self.
   static variable_list backward(const variable_list& saved, const Constants& constants, const variable_list& grads) {
-    if (!grads[0].defined()) {
-      return {at::Tensor(), at::Tensor()};
-    }
-    return {
-        actx::leaky_relu_backward(grads[0], saved[0], constants[0].toScalar(), constants[1].toBool()),
-        at::Tensor()};
+    variable_list result = LeakyReluFormula::backward(saved, constants, grads); // grad_output's
+    result.emplace_back(); // self's
+    return result;
   }
 };
 
@@ -83,16 +80,12 @@ at::Tensor add_defined(const at::Tensor& a, const at::Tensor& b) {
   return b.defined() ? a + b : a;
 }
 
-// The weight reshaped to broadcast against self.
-at::Tensor broadcast_weight(const at::Tensor& self, const at::Tensor& weight) {
-  return weight.reshape_symint(prelu_weight_sym_shape(self, weight, "prelu_backward"));
-}
+// `shape`: the weight's shape aligned to the input (prelu_weight_sym_shape), computed once per
+// formula. A weight (or its gradient or tangent) reshaped to it broadcasts against the input.
 
 // Sums a term of the weight gradient to the weight's shape and dtype.
-at::Tensor sum_to_weight(const at::Tensor& term, const at::Tensor& self, const at::Tensor& weight) {
-  return term.sum_to_size_symint(prelu_weight_sym_shape(self, weight, "prelu_backward"))
-      .reshape_symint(weight.sym_sizes())
-      .to(weight.scalar_type());
+at::Tensor sum_to_weight(const at::Tensor& term, const SymDimVector& shape, const at::Tensor& weight) {
+  return term.sum_to_size_symint(shape).reshape_symint(weight.sym_sizes()).to(weight.scalar_type());
 }
 
 // The derivatives of prelu_backward(g, x, w) (prelu's second derivatives), in ATen operations,
@@ -112,8 +105,9 @@ struct PreluBackwardFormula {
     if (!gg_input.defined() && !gg_weight.defined()) {
       return {at::Tensor(), at::Tensor(), at::Tensor()};
     }
-    const at::Tensor w = broadcast_weight(x, weight);
-    const at::Tensor gg_w = gg_weight.defined() ? broadcast_weight(x, gg_weight) : at::Tensor();
+    const SymDimVector shape = prelu_weight_sym_shape(x, weight, "prelu_backward");
+    const at::Tensor w = weight.reshape_symint(shape);
+    const at::Tensor gg_w = gg_weight.defined() ? gg_weight.reshape_symint(shape) : at::Tensor();
     const at::Tensor positive = x > 0;
     // d/dg: grad_input gives (x > 0 ? gg_input : w * gg_input); grad_weight gives x * gg_w on x <= 0.
     const at::Tensor on_negative = add_defined(
@@ -125,7 +119,7 @@ struct PreluBackwardFormula {
         gg_w.defined() ? at::where(positive, at::zeros_like(x), g * gg_w).to(x.scalar_type()) : at::Tensor();
     // d/dw: only grad_input depends on w: g * gg_input on x <= 0, summed to the weight's shape.
     const at::Tensor d_weight = gg_input.defined()
-        ? sum_to_weight(at::where(positive, at::zeros_like(x), g * gg_input), x, weight)
+        ? sum_to_weight(at::where(positive, at::zeros_like(x), g * gg_input), shape, weight)
         : at::Tensor();
     return {d_grad, d_self, d_weight};
   }
@@ -139,7 +133,6 @@ struct PreluBackwardFormula {
 template <class Formula>
 class ActxNode final : public torch::autograd::TraceableFunction {
  public:
-
   std::string name() const override {
     return Formula::kName;
   }
@@ -269,6 +262,18 @@ at::Tensor primal_of(const at::Tensor& t) {
   return t._fw_primal(/*level=*/0);
 }
 
+// The tangent of x > 0 ? a : w * a (prelu's output with a = x, its grad_input with a = grad_output),
+// given the tangents a_t and w_t (either may be undefined): x >= 0 ? a_t : w * a_t + w_t * a.
+// x, a, w are primals, w in the broadcast `shape`.
+at::Tensor masked_slope_tangent(
+    const at::Tensor& x, const at::Tensor& a, const at::Tensor& a_t, const at::Tensor& w, const at::Tensor& w_t,
+    const SymDimVector& shape) {
+  const at::Tensor on_negative = add_defined(
+      a_t.defined() ? w.reshape_symint(shape) * a_t : at::Tensor(),
+      w_t.defined() ? w_t.reshape_symint(shape) * a : at::Tensor());
+  return at::where(x >= 0, a_t.defined() ? a_t : at::zeros_like(a), on_negative);
+}
+
 // ---- Autograd kernels ----
 
 at::Tensor leaky_relu_autograd(const at::Tensor& self, const at::Scalar& negative_slope) {
@@ -382,12 +387,9 @@ at::Tensor prelu_autograd(const at::Tensor& self, const at::Tensor& weight) {
   const at::Tensor self_t = tangent_of(self);
   const at::Tensor weight_t = tangent_of(weight);
   if (self_t.defined() || weight_t.defined()) {
-    // x >= 0 ? x_t : w * x_t + x * w_t
     const at::Tensor x = primal_of(self);
-    const at::Tensor on_negative = add_defined(
-        self_t.defined() ? broadcast_weight(x, primal_of(weight)) * self_t : at::Tensor(),
-        weight_t.defined() ? x * broadcast_weight(x, weight_t) : at::Tensor());
-    const at::Tensor t = at::where(x >= 0, self_t.defined() ? self_t : at::zeros_like(x), on_negative);
+    const at::Tensor w = primal_of(weight);
+    const at::Tensor t = masked_slope_tangent(x, x, self_t, w, weight_t, prelu_weight_sym_shape(x, w, "prelu"));
     result._set_fw_grad(t.to(result.scalar_type()), 0, false);
   }
   return result;
@@ -418,14 +420,10 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward_autograd(
     const at::Tensor g = primal_of(grad_output);
     const at::Tensor x = primal_of(self);
     const at::Tensor w = primal_of(weight);
-    const at::Tensor positive = x >= 0;
-    // grad_input = x > 0 ? g : w * g, whose tangent is x >= 0 ? g_t : w * g_t + w_t * g (x's
-    // contributes zero almost everywhere).
+    const SymDimVector shape = prelu_weight_sym_shape(x, w, "prelu_backward");
+    // grad_input = x > 0 ? g : w * g (x's tangent contributes zero almost everywhere).
     if (g_t.defined() || w_t.defined()) {
-      const at::Tensor on_negative = add_defined(
-          g_t.defined() ? broadcast_weight(x, w) * g_t : at::Tensor(),
-          w_t.defined() ? broadcast_weight(x, w_t) * g : at::Tensor());
-      const at::Tensor t = at::where(positive, g_t.defined() ? g_t : at::zeros_like(g), on_negative);
+      const at::Tensor t = masked_slope_tangent(x, g, g_t, w, w_t, shape);
       grad_input._set_fw_grad(t.to(grad_input.scalar_type()), 0, false);
     }
     // grad_weight = sum of (x > 0 ? 0 : x * g), whose tangent is the sum of x_t * g + x * g_t on
@@ -433,7 +431,7 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward_autograd(
     if (g_t.defined() || x_t.defined()) {
       const at::Tensor term =
           add_defined(x_t.defined() ? x_t * g : at::Tensor(), g_t.defined() ? x * g_t : at::Tensor());
-      grad_weight._set_fw_grad(sum_to_weight(at::where(positive, at::zeros_like(term), term), x, w), 0, false);
+      grad_weight._set_fw_grad(sum_to_weight(at::where(x >= 0, at::zeros_like(term), term), shape, w), 0, false);
     }
   }
   return {grad_input, grad_weight};
