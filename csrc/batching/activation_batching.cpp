@@ -54,32 +54,34 @@ c10::SymInt batch_size(std::initializer_list<const at::Tensor*> tensors, int64_t
   TORCH_INTERNAL_ASSERT(false, "actx: no batched argument");
 }
 
+// (leading, *sizes): the sizes of a physical tensor with a batch dim (or a dim of 1) in front.
+c10::SymDimVector with_leading(const c10::SymInt& leading, c10::SymIntArrayRef sizes) {
+  c10::SymDimVector result{leading};
+  result.append(sizes.begin(), sizes.end());
+  return result;
+}
+
 // `t` at `level` as a physical tensor (batch, *logical shape); an unbatched one expanded.
 at::Tensor batch_in_front(const at::Tensor& t, int64_t level, const c10::SymInt& batch) {
   auto [value, bdim] = unwrapTensorAtLevel(t, level);
   if (bdim) {
     return value.movedim(*bdim, 0);
   }
-  c10::SymDimVector sizes{batch};
-  sizes.append(value.sym_sizes().begin(), value.sym_sizes().end());
-  return value.unsqueeze(0).expand_symint(sizes);
+  return value.unsqueeze(0).expand_symint(with_leading(batch, value.sym_sizes()));
 }
 
-// The prelu weight as a physical weight for a physical input of rank 1 + logical_rank:
+// The prelu weight as a physical weight for the physical input (batch, *self's logical shape):
 // (batch or 1, *weight's broadcast shape); one per sample (expanded) when per_sample.
 at::Tensor physical_weight(
     const at::Tensor& self, const at::Tensor& weight, int64_t level, const c10::SymInt& batch, bool per_sample,
     const char* op) {
   const SymDimVector shape = prelu_weight_sym_shape(self, weight, op); // logical, checked
-  c10::SymDimVector physical{isBatchedAtLevel(weight, level) || per_sample ? batch : c10::SymInt(1)};
-  physical.append(shape.begin(), shape.end());
   if (isBatchedAtLevel(weight, level)) {
-    return batch_in_front(weight, level, batch).reshape_symint(physical);
+    return batch_in_front(weight, level, batch).reshape_symint(with_leading(batch, shape));
   }
-  auto [value, bdim] = unwrapTensorAtLevel(weight, level);
-  c10::SymDimVector one{1};
-  one.append(shape.begin(), shape.end());
-  return value.reshape_symint(one).expand_symint(physical);
+  const at::Tensor value = std::get<0>(unwrapTensorAtLevel(weight, level));
+  const at::Tensor one = value.reshape_symint(with_leading(1, shape));
+  return per_sample ? one.expand_symint(with_leading(batch, shape)) : one;
 }
 
 // A sample of rank 0 becomes (batch, 1), so that its weight has the two dims of a broadcast
@@ -151,11 +153,9 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward_batched(
   const at::Tensor g = batch_in_front(grad_output, scope.level, batch);
   const at::Tensor x = batch_in_front(self, scope.level, batch);
   auto [grad_input, grad_weight] = actx::prelu_backward(at_least_2d(g), at_least_2d(x), at_least_2d(w));
-  c10::SymDimVector weight_sizes{batch};
-  weight_sizes.append(weight.sym_sizes().begin(), weight.sym_sizes().end()); // logical
   return {
       makeBatched(like_logical(grad_input, self.dim()), 0, scope.level),
-      makeBatched(grad_weight.reshape_symint(weight_sizes), 0, scope.level)};
+      makeBatched(grad_weight.reshape_symint(with_leading(batch, weight.sym_sizes())), 0, scope.level)};
 }
 
 } // namespace
