@@ -26,9 +26,11 @@ def _library_path() -> Path:
 
 torch.ops.load_library(str(_library_path()))
 
-from . import nn  # noqa: E402
+from . import inductor, nn  # noqa: E402
 from .functional import leaky_relu, leaky_relu_, prelu  # noqa: E402
 from .nn import replace_activations  # noqa: E402
+
+inductor._install()
 
 
 def cpu_capability() -> str:
@@ -41,5 +43,5 @@ def set_cpu_capability(capability: str) -> str:
     return torch.ops.actx._set_cpu_capability(capability)
 
 
-__all__ = ["leaky_relu", "leaky_relu_", "prelu", "nn", "replace_activations", "cpu_capability",
+__all__ = ["leaky_relu", "leaky_relu_", "prelu", "nn", "inductor", "replace_activations", "cpu_capability",
            "set_cpu_capability"]
