@@ -15,10 +15,17 @@
 namespace actx {
 namespace detail {
 // The operators register themselves from static initializers of the library. An application that
-// links the library but names none of its symbols would let the linker drop it (--as-needed), and
-// the operators would silently be missing. Every file that includes an actx header takes the
-// address of this function, which keeps the library linked.
+// links the library but names none of its symbols lets the linker drop it (GCC on Debian and
+// Ubuntu links with --as-needed by default), and the operators are then missing: loading a
+// TorchScript model or an AOTInductor package that uses them fails. Every file that includes an
+// actx header keeps a pointer to this function, so the application refers to the library.
+// `used`: without it the compiler drops the unreferenced variable, and the reference with it.
+// (CMake users get the same from the actx::actx target, which links the library --no-as-needed.)
 ACTX_API int link_anchor();
+#if defined(__GNUC__) || defined(__clang__)
+[[maybe_unused]] __attribute__((used)) inline int (*const keep_library_linked)() = &link_anchor;
+#else
 [[maybe_unused]] inline int (*const keep_library_linked)() = &link_anchor;
+#endif
 } // namespace detail
 } // namespace actx
