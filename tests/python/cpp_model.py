@@ -1,7 +1,10 @@
-"""The TorchScript model that the C++ example (examples/cpp) loads: uses torch_ext.nn.PReLU and
-torch.ops.actx.leaky_relu, and carries an example input with Python's output for it.
+"""The model that the C++ examples (examples/cpp) load: uses torch_ext.nn.PReLU and
+torch.ops.actx.leaky_relu, saved as TorchScript (carrying an example input and Python's output for
+it) and as two AOTInductor packages, one with actx's operators fused by Inductor and one calling
+actx's kernels.
 
-    python tests/python/cpp_model.py OUT.pt   (with ACTX_LIBRARY=... to use another build)
+    python tests/python/cpp_model.py DIR   (with ACTX_LIBRARY=... to use another build)
+writes DIR/model.pt, DIR/model_fused.pt2 and DIR/model_opaque.pt2.
 """
 
 import sys
@@ -25,17 +28,38 @@ class Model(torch.nn.Module):
         return torch.ops.actx.leaky_relu(self.act(self.fc(x)), 0.1)
 
 
-def save(path) -> torch.jit.ScriptModule:
+def make_model() -> Model:
     torch.manual_seed(0)
     model = Model()
     with torch.no_grad():
         model.act.weight.uniform_(-0.5, 0.5)
         model.expected_output = model(model.example_input)
-    scripted = torch.jit.script(model)
+    return model
+
+
+def save(path) -> torch.jit.ScriptModule:
+    """The TorchScript model, at `path`."""
+    scripted = torch.jit.script(make_model())
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     scripted.save(str(path))
     return scripted
 
 
+def save_aoti(path, fused: bool) -> str:
+    """The AOTInductor package, at `path`: actx's operators fused by Inductor, or actx's kernels."""
+    model = make_model().eval()
+    before = torch_ext.inductor.fusion_enabled()
+    torch_ext.inductor.set_fusion(fused)
+    try:
+        with torch.no_grad():
+            exported = torch.export.export(model, (model.example_input,))
+            return torch._inductor.aoti_compile_and_package(exported, package_path=str(path))
+    finally:
+        torch_ext.inductor.set_fusion(before)
+
+
 if __name__ == "__main__":
-    save(sys.argv[1])
+    out = Path(sys.argv[1])
+    save(out / "model.pt")
+    save_aoti(out / "model_fused.pt2", fused=True)
+    save_aoti(out / "model_opaque.pt2", fused=False)
