@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cpu/kernel_table.h"
+#include "cpu/x86_features.h"
 
 namespace {
 
@@ -25,13 +26,12 @@ using actx::cpu::KernelTable;
 using actx::cpu::Span;
 
 bool cpu_supports(const std::string& level) {
-  __builtin_cpu_init();
+  const actx::cpu::X86Features features = actx::cpu::read_x86_features();
   if (level == "avx2") {
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    return features.avx2_fma_f16c;
   }
   if (level == "avx512") {
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+    return features.avx512_f_bw_vl_dq;
   }
   return true;
 }

@@ -5,6 +5,8 @@
 #include <atomic>
 #include <cstdlib>
 
+#include "cpu/x86_features.h"
+
 namespace actx {
 namespace cpu {
 namespace {
@@ -15,26 +17,17 @@ struct Level {
   bool (*supported)();
 };
 
+const X86Features& x86_features() {
+  static const X86Features features = read_x86_features();
+  return features;
+}
+
 bool cpu_has_avx2() {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-      __builtin_cpu_supports("f16c") && avx2::kernel_table() != nullptr;
-#else
-  return false;
-#endif
+  return x86_features().avx2_fma_f16c && avx2::kernel_table() != nullptr;
 }
 
 bool cpu_has_avx512() {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-  // __builtin_cpu_supports also checks that the OS saves the wide registers (XCR0).
-  __builtin_cpu_init();
-  return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-      avx512::kernel_table() != nullptr;
-#else
-  return false;
-#endif
+  return x86_features().avx512_f_bw_vl_dq && avx512::kernel_table() != nullptr;
 }
 
 bool always() {
