@@ -7,10 +7,13 @@
 // physical input's rank, per sample, which actx's numpy-style weight broadcasting takes as it is.
 //
 // torch's functorch headers include <nlohmann/json.hpp>, which the torch wheel does not ship
-// (Debian: nlohmann-json3-dev, installed by scripts/bootstrap.sh). Where it is missing, actx is
-// built without these rules and vmap uses functorch's per-sample fallback.
+// (Debian: nlohmann-json3-dev, installed by scripts/bootstrap.sh). Without it the build stops here
+// with a message that says so, rather than leaving the rules out (vmap would fall back to one call
+// per sample, and its tests would skip).
 
-#if __has_include(<nlohmann/json.hpp>)
+#if !__has_include(<nlohmann/json.hpp>)
+#error "actx: <nlohmann/json.hpp> not found. torch's functorch headers, which actx's vmap batching rules include, need it and the torch wheel does not ship it: install it (Debian/Ubuntu: apt-get install nlohmann-json3-dev), or add the folder that holds nlohmann/json.hpp to CPLUS_INCLUDE_PATH"
+#endif
 
 #include <ATen/ATen.h>
 #include <ATen/functorch/DynamicLayer.h>
@@ -168,5 +171,3 @@ TORCH_LIBRARY_IMPL(actx, FuncTorchBatched, m) {
   m.impl("prelu", TORCH_FN(actx::prelu_batched));
   m.impl("prelu_backward", TORCH_FN(actx::prelu_backward_batched));
 }
-
-#endif // __has_include(<nlohmann/json.hpp>)

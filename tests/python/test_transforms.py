@@ -11,13 +11,16 @@ import torch.nn.functional as F
 from torch.func import functional_call, grad, hessian, jacfwd, jacrev, jvp, vjp, vmap
 
 import torch_ext
+
 from samples import DTYPES, SLOPES, assert_same_values, generator, make_values
 
-# actx's batching rules (csrc/batching) are built where nlohmann/json.hpp, which torch's functorch
-# headers include, is installed (scripts/bootstrap.sh installs it); without them vmap runs the
-# operators one sample at a time, correctly but with a performance warning.
-BATCHING_RULES = torch._C._dispatch_has_kernel_for_dispatch_key("actx::prelu", "FuncTorchBatched")
-pytestmark = pytest.mark.filterwarnings("ignore:There is a performance drop")
+pytestmark = pytest.mark.filterwarnings("error:There is a performance drop")
+
+
+def test_every_operator_has_a_batching_rule():
+    # Without a rule vmap would run the operator one sample at a time (with the warning above).
+    for op in ("leaky_relu", "leaky_relu_", "leaky_relu_backward", "prelu", "prelu_backward"):
+        assert torch._C._dispatch_has_kernel_for_dispatch_key(f"actx::{op}", "FuncTorchBatched"), op
 
 
 def actx_prelu(x, w):
@@ -53,9 +56,11 @@ TRANSFORMS = {
     "hessian": lambda f, x, w, tx, tw: hessian(loss(f), argnums=(0, 1))(x, w),
     # Per-sample gradients of the weight: the batch split by vmap, one gradient per sample.
     "per_sample_grad": lambda f, x, w, tx, tw: vmap(
-        grad(lambda xi, w: loss(f)(xi.unsqueeze(0), w), argnums=1), in_dims=(0, None))(x, w),
+        grad(lambda xi, w: loss(f)(xi.unsqueeze(0), w), argnums=1), in_dims=(0, None)
+    )(x, w),
     "grad_of_grad": lambda f, x, w, tx, tw: grad(
-        lambda x, w: grad(loss(f), argnums=1)(x, w).pow(2).sum(), argnums=(0, 1))(x, w),
+        lambda x, w: grad(loss(f), argnums=1)(x, w).pow(2).sum(), argnums=(0, 1)
+    )(x, w),
 }
 
 
@@ -106,20 +111,26 @@ def test_forward_mode_tangents_equal_torch_bit_for_bit(dtype):
     tw = torch.randn(3, generator=g).to(dtype)
     results = []
     for prelu, prelu_backward, leaky_relu, leaky_relu_backward in [
-        (F.prelu, lambda a, b, c: torch.ops.aten._prelu_kernel_backward(a, b, c.view(1, 3, 1, 1)),
-         F.leaky_relu, torch.ops.aten.leaky_relu_backward),
+        (
+            F.prelu,
+            lambda a, b, c: torch.ops.aten._prelu_kernel_backward(a, b, c.view(1, 3, 1, 1)),
+            F.leaky_relu,
+            torch.ops.aten.leaky_relu_backward,
+        ),
         (torch.ops.actx.prelu, torch.ops.actx.prelu_backward, actx_leaky_relu, torch.ops.actx.leaky_relu_backward),
     ]:
         with fwAD.dual_level():
             xd, gd, wd = fwAD.make_dual(x, tx), fwAD.make_dual(grad_out, tg), fwAD.make_dual(w, tw)
             grad_input, grad_weight = prelu_backward(gd, xd, wd)
-            out = tangents(prelu(xd, wd), grad_input, grad_weight, leaky_relu(xd, 0.2),
-                           leaky_relu_backward(gd, xd, 0.2, False))
+            out = tangents(
+                prelu(xd, wd), grad_input, grad_weight, leaky_relu(xd, 0.2), leaky_relu_backward(gd, xd, 0.2, False)
+            )
         # torch's _prelu_kernel_backward leaves the weight gradient per element; autograd sums it.
         out[2] = out[2].sum_to_size(1, 3, 1, 1).view(3) if out[2].dim() == 4 else out[2]
         results.append(out)
-    for name, ours, theirs in zip(["prelu", "grad_input", "grad_weight", "leaky_relu", "leaky_relu_backward"],
-                                  results[1], results[0]):
+    for name, ours, theirs in zip(
+        ["prelu", "grad_input", "grad_weight", "leaky_relu", "leaky_relu_backward"], results[1], results[0], strict=True
+    ):
         assert ours is not None, name
         assert_same_values(ours, theirs)
 
@@ -148,8 +159,9 @@ def test_graph_nodes_behave_like_torch_nodes():
     x = make_values((2, 3, 4), torch.float64, g, away_from_zero=True).requires_grad_()
     w = (torch.rand(3, generator=g, dtype=torch.float64) + 0.1).requires_grad_()
     events = []
-    with torch.autograd.graph.saved_tensors_hooks(lambda t: events.append("pack") or t,
-                                                  lambda t: events.append("unpack") or t):
+    with torch.autograd.graph.saved_tensors_hooks(
+        lambda t: events.append("pack") or t, lambda t: events.append("unpack") or t
+    ):
         y = torch.ops.actx.prelu(x, w)
     assert y.grad_fn.name() == "actx::PreluBackward"
     leaves = [f.variable for f, _ in y.grad_fn.next_functions]  # AccumulateGrad of each leaf
@@ -198,16 +210,18 @@ def test_compiled_autograd_matches_eager():
             else:
                 loss_value.backward()
             grads.append((x.grad, w.grad))
-        for ours, theirs in zip(*grads):
+        for ours, theirs in zip(*grads, strict=True):
             torch.testing.assert_close(ours, theirs)
     assert counters["compiled_autograd"]["captures"] == 1
 
 
 def per_sample(f, args, in_dims, size):
     """f called on each sample by itself, the results stacked: what vmap must equal."""
-    outs = [f(*[a.select(d, i) if d is not None else a for a, d in zip(args, in_dims)]) for i in range(size)]
+    outs = [
+        f(*[a.select(d, i) if d is not None else a for a, d in zip(args, in_dims, strict=True)]) for i in range(size)
+    ]
     if isinstance(outs[0], tuple):
-        return tuple(torch.stack(o) for o in zip(*outs))
+        return tuple(torch.stack(o) for o in zip(*outs, strict=True))
     return (torch.stack(outs),)
 
 
@@ -239,7 +253,6 @@ def vmap_cases(dtype):
     ]
 
 
-@pytest.mark.skipif(not BATCHING_RULES, reason="built without nlohmann/json.hpp: no batching rules")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 def test_vmap_equals_per_sample_calls(dtype):
     for name, f, args, in_dims in vmap_cases(dtype):
@@ -250,11 +263,11 @@ def test_vmap_equals_per_sample_calls(dtype):
         assert_same_values(batched[0], expected[0])
         if len(batched) == 2:  # the weight gradient: the same sums, maybe in another order
             tolerance = 2e-2 if dtype == torch.bfloat16 else None
-            torch.testing.assert_close(batched[1], expected[1], rtol=tolerance, atol=tolerance, equal_nan=True,
-                                       msg=name)
+            torch.testing.assert_close(
+                batched[1], expected[1], rtol=tolerance, atol=tolerance, equal_nan=True, msg=name
+            )
 
 
-@pytest.mark.skipif(not BATCHING_RULES, reason="built without nlohmann/json.hpp: no batching rules")
 def test_vmap_inplace_and_errors():
     g = generator(38)
     x = make_values((6, 3, 4), torch.float32, g)
