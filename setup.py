@@ -1,8 +1,13 @@
 """Builds actx's operator library for Python: torch_ext/_C*.so, loaded by torch_ext/__init__.py.
 
+    pip install --no-build-isolation .      (a wheel: `make wheel`; in place: `make build`)
+
 The sources come from csrc/sources.txt, the list CMakeLists.txt reads too. CUDA sources join the
 build where torch has CUDA and nvcc is found (ACTX_CUDA=0 turns them off); elsewhere the library
-is CPU-only.
+is CPU-only. The package metadata is in pyproject.toml; what depends on the torch at hand is here:
+the wheel requires exactly that torch release, and torch_ext/_build_info.py records it, so that
+importing the package under another torch fails with a clear message instead of an undefined
+symbol.
 """
 
 import os
@@ -25,8 +30,10 @@ def cuda_available():
         return False
     import torch
 
-    return torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None and (
-        shutil.which("nvcc") or Path(cpp_extension.CUDA_HOME, "bin", "nvcc").exists()
+    return (
+        torch.version.cuda is not None
+        and cpp_extension.CUDA_HOME is not None
+        and (shutil.which("nvcc") or Path(cpp_extension.CUDA_HOME, "bin", "nvcc").exists())
     )
 
 
@@ -46,8 +53,9 @@ def extension():
             extra_compile_args={"cxx": cxx_flags},
             extra_link_args=link_flags,
         )
-    arch_flags = os.environ.get("ACTX_CUDA_ARCH_FLAGS", "-gencode=arch=compute_80,code=sm_80 "
-                                "-gencode=arch=compute_90,code=sm_90").split()
+    arch_flags = os.environ.get(
+        "ACTX_CUDA_ARCH_FLAGS", "-gencode=arch=compute_80,code=sm_80 -gencode=arch=compute_90,code=sm_90"
+    ).split()
     return cpp_extension.CUDAExtension(
         "torch_ext._C",
         sources,
@@ -61,11 +69,28 @@ def extension():
     )
 
 
+def write_build_info():
+    """torch_ext/_build_info.py: the versions this build is for (a generated file, not in git)."""
+    import torch
+
+    version = (ROOT / "VERSION").read_text().strip()
+    (ROOT / "torch_ext" / "_build_info.py").write_text(
+        "# Written by setup.py when the library was built.\n"
+        f"version = {version!r}\n"
+        f"torch_version = {torch.__version__!r}\n"
+    )
+    return torch.__version__
+
+
+def torch_requirement(torch_version: str) -> str:
+    """torch==<release>: the distribution's version (PyPI's wheels carry no local label such as
+    +cu130). The import-time check compares the full version, local label included."""
+    return f"torch=={torch_version.split('+')[0]}"
+
+
 setup(
-    name="actx",
-    version=(ROOT / "VERSION").read_text().strip(),
-    description="LeakyReLU and PReLU as PyTorch custom operators",
     packages=find_packages(include=["torch_ext", "torch_ext.*"]),
+    install_requires=[torch_requirement(write_build_info())],
     ext_modules=[extension()],
     cmdclass={"build_ext": cpp_extension.BuildExtension},
 )

@@ -24,6 +24,29 @@ def _library_path() -> Path:
     return candidates[0]
 
 
+try:
+    from . import _build_info  # written by setup.py when it builds the library
+except ImportError:  # not built by setup.py yet (a CMake build may be named by ACTX_LIBRARY)
+    _build_info = None
+
+__version__ = _build_info.version if _build_info else "0+unknown"
+
+
+def _check_torch_version() -> None:
+    # A C++ extension only loads under the torch it was built against; under another one the
+    # loader's undefined-symbol error would not say what to do.
+    if _build_info is None:
+        return
+    torch_version = _build_info.torch_version
+    if torch.__version__ != torch_version:
+        raise ImportError(
+            f"actx: this build of actx is for torch {torch_version}, but torch {torch.__version__} is "
+            f"installed; rebuild actx against the installed torch (pip install --no-build-isolation "
+            f"--force-reinstall actx's source, or `make build`), or install torch {torch_version}"
+        )
+
+
+_check_torch_version()
 torch.ops.load_library(str(_library_path()))
 
 from . import inductor, nn  # noqa: E402
@@ -43,5 +66,14 @@ def set_cpu_capability(capability: str) -> str:
     return torch.ops.actx._set_cpu_capability(capability)
 
 
-__all__ = ["leaky_relu", "leaky_relu_", "prelu", "nn", "inductor", "replace_activations", "cpu_capability",
-           "set_cpu_capability"]
+__all__ = [
+    "__version__",
+    "leaky_relu",
+    "leaky_relu_",
+    "prelu",
+    "nn",
+    "inductor",
+    "replace_activations",
+    "cpu_capability",
+    "set_cpu_capability",
+]
