@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what actx needs on a fresh Debian 12 machine: system packages from Debian's archive, and
-# a Python virtual environment (.venv) with the packages of requirements.txt. Safe to rerun: what
-# is already there is neither downloaded nor installed again.
+# a Python virtual environment (.venv) with the packages of the lock file requirements.txt. Safe to
+# rerun: what is already there is neither downloaded nor installed again.
+# clang and libomp-dev: the C++ build is also tested with Clang (make test-clang); clang-format: make lint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SYSTEM_PACKAGES=(g++ make cmake ninja-build libgtest-dev libbenchmark-dev libsimde-dev nlohmann-json3-dev python3-venv)
+SYSTEM_PACKAGES=(g++ make cmake ninja-build libgtest-dev libbenchmark-dev libsimde-dev nlohmann-json3-dev python3-venv
+                 clang libomp-dev clang-format git)
 missing=()
 for package in "${SYSTEM_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
