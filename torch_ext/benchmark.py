@@ -59,18 +59,54 @@ def make_cases(quick: bool):
             w = torch.rand(shape[1]).to(dtype)
             dst = torch.empty_like(x)
             copy = lambda dst=dst, x=x: dst.copy_(x)  # noqa: E731
-            yield ("leaky_relu forward", dtype_name, layout, 2, {
-                "actx": lambda x=x: torch.ops.actx.leaky_relu(x, 0.01),
-                "torch": lambda x=x: F.leaky_relu(x, 0.01), "copy": copy}, None)
-            yield ("prelu forward", dtype_name, layout, 2, {
-                "actx": lambda x=x, w=w: torch.ops.actx.prelu(x, w),
-                "torch": lambda x=x, w=w: F.prelu(x, w), "copy": copy}, None)
-            yield ("leaky_relu backward", dtype_name, layout, 3, {
-                "actx": backward_timer(lambda t: torch.ops.actx.leaky_relu(t, 0.01), [x], g),
-                "torch": backward_timer(lambda t: F.leaky_relu(t, 0.01), [x], g), "copy": copy}, None)
-            yield ("prelu backward", dtype_name, layout, 3, {
-                "actx": backward_timer(torch.ops.actx.prelu, [x, w], g),
-                "torch": backward_timer(F.prelu, [x, w], g), "copy": copy}, None)
+            yield (
+                "leaky_relu forward",
+                dtype_name,
+                layout,
+                2,
+                {
+                    "actx": lambda x=x: torch.ops.actx.leaky_relu(x, 0.01),
+                    "torch": lambda x=x: F.leaky_relu(x, 0.01),
+                    "copy": copy,
+                },
+                None,
+            )
+            yield (
+                "prelu forward",
+                dtype_name,
+                layout,
+                2,
+                {
+                    "actx": lambda x=x, w=w: torch.ops.actx.prelu(x, w),
+                    "torch": lambda x=x, w=w: F.prelu(x, w),
+                    "copy": copy,
+                },
+                None,
+            )
+            yield (
+                "leaky_relu backward",
+                dtype_name,
+                layout,
+                3,
+                {
+                    "actx": backward_timer(lambda t: torch.ops.actx.leaky_relu(t, 0.01), [x], g),
+                    "torch": backward_timer(lambda t: F.leaky_relu(t, 0.01), [x], g),
+                    "copy": copy,
+                },
+                None,
+            )
+            yield (
+                "prelu backward",
+                dtype_name,
+                layout,
+                3,
+                {
+                    "actx": backward_timer(torch.ops.actx.prelu, [x, w], g),
+                    "torch": backward_timer(F.prelu, [x, w], g),
+                    "copy": copy,
+                },
+                None,
+            )
         # [N, L, C] activations with one slope per C: torch's prelu takes channels at dim 1, so a
         # user writes the formula; actx broadcasts the weight [C] as [1, 1, C] when shaped [1, C].
         xs = torch.randn(seq_shape).to(dtype)
@@ -79,16 +115,40 @@ def make_cases(quick: bool):
         dst = torch.empty_like(xs)
         copy = lambda dst=dst, xs=xs: dst.copy_(xs)  # noqa: E731
         formula = lambda t, w: torch.where(t > 0, t, w * t)  # noqa: E731
-        yield ("prelu [N,L,C] forward", dtype_name, "nlc", 2, {
-            "actx": lambda: torch.ops.actx.prelu(xs, ws), "torch": lambda: formula(xs, ws), "copy": copy}, None)
-        yield ("prelu [N,L,C] backward", dtype_name, "nlc", 3, {
-            "actx": backward_timer(torch.ops.actx.prelu, [xs, ws], gs),
-            "torch": backward_timer(formula, [xs, ws], gs), "copy": copy}, None)
+        yield (
+            "prelu [N,L,C] forward",
+            dtype_name,
+            "nlc",
+            2,
+            {"actx": lambda: torch.ops.actx.prelu(xs, ws), "torch": lambda: formula(xs, ws), "copy": copy},
+            None,
+        )
+        yield (
+            "prelu [N,L,C] backward",
+            dtype_name,
+            "nlc",
+            3,
+            {
+                "actx": backward_timer(torch.ops.actx.prelu, [xs, ws], gs),
+                "torch": backward_timer(formula, [xs, ws], gs),
+                "copy": copy,
+            },
+            None,
+        )
     small = torch.randn(64, 64)
     small_dst = torch.empty_like(small)
-    yield ("leaky_relu 64x64 (per call)", "float32", "contiguous", 2, {
-        "actx": lambda: torch.ops.actx.leaky_relu(small, 0.01),
-        "torch": lambda: F.leaky_relu(small, 0.01), "copy": lambda: small_dst.copy_(small)}, None)
+    yield (
+        "leaky_relu 64x64 (per call)",
+        "float32",
+        "contiguous",
+        2,
+        {
+            "actx": lambda: torch.ops.actx.leaky_relu(small, 0.01),
+            "torch": lambda: F.leaky_relu(small, 0.01),
+            "copy": lambda: small_dst.copy_(small),
+        },
+        None,
+    )
 
 
 def torch_prelu_backward(grad, x, weight):
@@ -120,17 +180,34 @@ def make_cuda_cases():
                 dst = torch.empty_like(x)
                 copy = lambda dst=dst, x=x: dst.copy_(x)  # noqa: E731
                 name = f"{tuple(shape)}"
-                forward = {"actx": lambda x=x, w=w: torch.ops.actx.prelu(x, w),
-                           "torch": lambda x=x, w=w, f=reference: f(x, w), "copy": copy}
+                forward = {
+                    "actx": lambda x=x, w=w: torch.ops.actx.prelu(x, w),
+                    "torch": lambda x=x, w=w, f=reference: f(x, w),
+                    "copy": copy,
+                }
                 yield (f"prelu forward {name}", dtype_name, layout, 2, forward, forward)
-                forward = {"actx": lambda x=x: torch.ops.actx.leaky_relu(x, 0.01),
-                           "torch": lambda x=x: F.leaky_relu(x, 0.01), "copy": copy}
+                forward = {
+                    "actx": lambda x=x: torch.ops.actx.leaky_relu(x, 0.01),
+                    "torch": lambda x=x: F.leaky_relu(x, 0.01),
+                    "copy": copy,
+                }
                 yield (f"leaky_relu forward {name}", dtype_name, layout, 2, forward, forward)
-                yield (f"prelu backward {name}", dtype_name, layout, 3, {
-                    "actx": backward_timer(torch.ops.actx.prelu, [x, w], g),
-                    "torch": backward_timer(reference, [x, w], g), "copy": copy}, {
-                    "actx": lambda g=g, x=x, w=w: torch.ops.actx.prelu_backward(g, x, w),
-                    "torch": lambda g=g, x=x, w=w_broadcast: torch_prelu_backward(g, x, w), "copy": copy})
+                yield (
+                    f"prelu backward {name}",
+                    dtype_name,
+                    layout,
+                    3,
+                    {
+                        "actx": backward_timer(torch.ops.actx.prelu, [x, w], g),
+                        "torch": backward_timer(reference, [x, w], g),
+                        "copy": copy,
+                    },
+                    {
+                        "actx": lambda g=g, x=x, w=w: torch.ops.actx.prelu_backward(g, x, w),
+                        "torch": lambda g=g, x=x, w=w_broadcast: torch_prelu_backward(g, x, w),
+                        "copy": copy,
+                    },
+                )
                 del x, g, dst
 
 
@@ -190,9 +267,13 @@ def gpu_time_variants(variants, repeats: int, calls: int = 20):
 def ratios(t, streams, prefix=""):
     """The row fields of one set of timings (seconds per call of actx, torch and copy)."""
     roofline = t["copy"] * streams / 2
-    return {f"{prefix}actx_ms": t["actx"] * 1e3, f"{prefix}torch_ms": t["torch"] * 1e3,
-            f"{prefix}roofline_ms": roofline * 1e3, f"{prefix}speedup": t["torch"] / t["actx"],
-            f"{prefix}actx_vs_roofline": t["actx"] / roofline}
+    return {
+        f"{prefix}actx_ms": t["actx"] * 1e3,
+        f"{prefix}torch_ms": t["torch"] * 1e3,
+        f"{prefix}roofline_ms": roofline * 1e3,
+        f"{prefix}speedup": t["torch"] / t["actx"],
+        f"{prefix}actx_vs_roofline": t["actx"] / roofline,
+    }
 
 
 def run(threads_list, repeats, quick, target_seconds, device="cpu", only=()):
@@ -207,14 +288,18 @@ def run(threads_list, repeats, quick, target_seconds, device="cpu", only=()):
             t = time_variants(variants, repeats, target_seconds, sync)
             rows.append({"case": name, "dtype": dtype, "layout": layout, "threads": threads, **ratios(t, streams)})
             r = rows[-1]
-            line = (f"{name:28s} {dtype:9s} {layout:13s} {threads:2d}  actx {r['actx_ms']:9.4f} ms  "
-                    f"torch {r['torch_ms']:9.4f} ms  roofline {r['roofline_ms']:9.4f} ms  "
-                    f"speedup {r['speedup']:6.2f}x  actx/roofline {r['actx_vs_roofline']:5.2f}")
+            line = (
+                f"{name:28s} {dtype:9s} {layout:13s} {threads:2d}  actx {r['actx_ms']:9.4f} ms  "
+                f"torch {r['torch_ms']:9.4f} ms  roofline {r['roofline_ms']:9.4f} ms  "
+                f"speedup {r['speedup']:6.2f}x  actx/roofline {r['actx_vs_roofline']:5.2f}"
+            )
             if graph_variants is not None:
                 try:
                     r.update(ratios(gpu_time_variants(graph_variants, repeats), streams, prefix="gpu_"))
-                    line += f"  | GPU time: actx {r['gpu_actx_ms']:8.4f} ms  speedup {r['gpu_speedup']:5.2f}x  " \
-                            f"actx/roofline {r['gpu_actx_vs_roofline']:5.2f}"
+                    line += (
+                        f"  | GPU time: actx {r['gpu_actx_ms']:8.4f} ms  speedup {r['gpu_speedup']:5.2f}x  "
+                        f"actx/roofline {r['gpu_actx_vs_roofline']:5.2f}"
+                    )
                 except Exception as error:  # the wall-clock row stands without it
                     line += f"  | GPU time not measured: {type(error).__name__}: {error}"
             print(line, flush=True)
@@ -224,12 +309,16 @@ def run(threads_list, repeats, quick, target_seconds, device="cpu", only=()):
 def markdown_table(rows, prefix=""):
     """The rows as a markdown table; prefix "gpu_": their GPU-time fields, where measured."""
     rows = [r for r in rows if f"{prefix}actx_ms" in r]
-    lines = ["| case | dtype | layout | threads | actx ms | torch ms | roofline ms | speedup | actx / roofline |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| case | dtype | layout | threads | actx ms | torch ms | roofline ms | speedup | actx / roofline |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['case']} | {r['dtype']} | {r['layout']} | {r['threads']} | "
-                     f"{r[prefix + 'actx_ms']:.3f} | {r[prefix + 'torch_ms']:.3f} | {r[prefix + 'roofline_ms']:.3f} | "
-                     f"{r[prefix + 'speedup']:.2f}x | {r[prefix + 'actx_vs_roofline']:.2f} |")
+        lines.append(
+            f"| {r['case']} | {r['dtype']} | {r['layout']} | {r['threads']} | "
+            f"{r[prefix + 'actx_ms']:.3f} | {r[prefix + 'torch_ms']:.3f} | {r[prefix + 'roofline_ms']:.3f} | "
+            f"{r[prefix + 'speedup']:.2f}x | {r[prefix + 'actx_vs_roofline']:.2f} |"
+        )
     return "\n".join(lines) if rows else ""
 
 
@@ -241,7 +330,7 @@ def plot(rows, path):
 
     threads = sorted({r["threads"] for r in rows})
     fig, axes = plt.subplots(len(threads), 1, figsize=(14, 5 * len(threads)), squeeze=False)
-    for ax, n in zip(axes[:, 0], threads):
+    for ax, n in zip(axes[:, 0], threads, strict=True):
         sel = [r for r in rows if r["threads"] == n]
         labels = [f"{r['case']}\n{r['dtype']} {r['layout']}" for r in sel]
         xs = range(len(sel))
@@ -261,16 +350,22 @@ def plot(rows, path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", default=f"1,{os.cpu_count()}",
-                        help="comma-separated thread counts (default: 1 and all cores)")
+    parser.add_argument(
+        "--threads", default=f"1,{os.cpu_count()}", help="comma-separated thread counts (default: 1 and all cores)"
+    )
     parser.add_argument("--repeats", type=int, default=11, help="interleaved repetitions per case")
     parser.add_argument("--seconds", type=float, default=0.05, help="length of one timed batch")
     parser.add_argument("--quick", action="store_true", help="smaller tensors, fewer repetitions")
     parser.add_argument("--out", default="bench_out", help="folder for benchmark.json and benchmark.png")
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
-                        help="cuda: the GPU cases (threads do not apply)")
-    parser.add_argument("--only", default="", help="run only the cases whose 'case dtype layout' "
-                        "contains every comma-separated word (e.g. 'forward,float16')")
+    parser.add_argument(
+        "--device", default="cpu", choices=["cpu", "cuda"], help="cuda: the GPU cases (threads do not apply)"
+    )
+    parser.add_argument(
+        "--only",
+        default="",
+        help="run only the cases whose 'case dtype layout' "
+        "contains every comma-separated word (e.g. 'forward,float16')",
+    )
     args = parser.parse_args(argv)
     threads = sorted({int(t) for t in args.threads.split(",")})
     repeats = 3 if args.quick else args.repeats
@@ -280,15 +375,18 @@ def main(argv=None):
         threads = [torch.get_num_threads()]
         print(f"actx CUDA kernels, torch {torch.__version__}, {torch.cuda.get_device_name()}")
     else:
-        print(f"actx {torch_ext.cpu_capability()} kernels, torch {torch.__version__}, {cpu_name()}, "
-              f"threads {threads}")
-    rows = run(threads, repeats, args.quick, args.seconds, args.device,
-               [word for word in args.only.split(",") if word])
+        print(f"actx {torch_ext.cpu_capability()} kernels, torch {torch.__version__}, {cpu_name()}, threads {threads}")
+    rows = run(threads, repeats, args.quick, args.seconds, args.device, [word for word in args.only.split(",") if word])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"cpu": cpu_name(), "torch": torch.__version__, "capability": torch_ext.cpu_capability(),
-            "cores": os.cpu_count(), "device": args.device,
-            "gpu": torch.cuda.get_device_name() if args.device == "cuda" else None}
+    meta = {
+        "cpu": cpu_name(),
+        "torch": torch.__version__,
+        "capability": torch_ext.cpu_capability(),
+        "cores": os.cpu_count(),
+        "device": args.device,
+        "gpu": torch.cuda.get_device_name() if args.device == "cuda" else None,
+    }
     (out / "benchmark.json").write_text(json.dumps({"machine": meta, "rows": rows}, indent=1))
     plot(rows, out / "benchmark.png")
     print()

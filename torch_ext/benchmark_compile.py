@@ -41,8 +41,11 @@ class Blocks(torch.nn.Module):
         super().__init__()
         layers = []
         for _ in range(blocks):
-            layers += [torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False),
-                       torch.nn.BatchNorm2d(channels), activation()]
+            layers += [
+                torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+                torch.nn.BatchNorm2d(channels),
+                activation(),
+            ]
         self.body = torch.nn.Sequential(*layers)
 
     def forward(self, x):
@@ -79,8 +82,11 @@ def step_with_own_code(model, train: bool, variant: str) -> Step:
     guards pass."""
     forward = Step.forward
     code = forward.__code__.replace(co_name=f"forward_{variant.replace(' ', '_')}")
-    cls = type(f"Step_{variant.replace(' ', '_')}", (Step,),
-               {"forward": types.FunctionType(code, forward.__globals__, code.co_name)})
+    cls = type(
+        f"Step_{variant.replace(' ', '_')}",
+        (Step,),
+        {"forward": types.FunctionType(code, forward.__globals__, code.co_name)},
+    )
     return cls(model, train)
 
 
@@ -95,8 +101,7 @@ def make_cases(quick: bool):
     batch = 2 if quick else 8
     for name, act in ACTIVATIONS.items():
         yield "3x conv-bn-act", name, (lambda act=act: Blocks(act)), (batch, 32, 56, 56)
-    yield "activations alone", "PReLU(32)", (lambda: Activations(ACTIVATIONS["PReLU(32)"])), \
-        (batch * 4, 32, 56, 56)
+    yield "activations alone", "PReLU(32)", (lambda: Activations(ACTIVATIONS["PReLU(32)"])), (batch * 4, 32, 56, 56)
 
 
 def compiled(module, fused: bool):
@@ -161,13 +166,20 @@ def make_variants(factory, shape, dtype, memory_format, task, device):
 
 def check_variants(variants):
     """Each variant runs the kernels it claims to: actx's under eager and opaque, none when fused."""
-    expected = {"torch eager": False, "actx eager": True, "torch compiled": False,
-                "actx compiled": False, "actx opaque": True}
+    expected = {
+        "torch eager": False,
+        "actx eager": True,
+        "torch compiled": False,
+        "actx compiled": False,
+        "actx opaque": True,
+    }
     for variant, fn in variants.items():
         calls = actx_calls(fn)
         if (calls > 0) != expected[variant]:
-            raise RuntimeError(f"benchmark_compile: variant '{variant}' dispatched {calls} actx operators; "
-                               "it is not running the graph it is meant to time")
+            raise RuntimeError(
+                f"benchmark_compile: variant '{variant}' dispatched {calls} actx operators; "
+                "it is not running the graph it is meant to time"
+            )
 
 
 def time_case(variants, repeats, sync):
@@ -217,32 +229,46 @@ def run(threads_list, repeats, quick, device, only):
                         torch._dynamo.reset()
                         variants = make_variants(factory, shape, dtype, fmt, task, device)
                         t, compile_s = time_case(variants, repeats, sync)
-                        row = {"model": model_name, "activation": act_name, "dtype": dtype_name,
-                               "layout": layout, "task": task, "threads": threads,
-                               **{f"{v} ms": t[v] * 1e3 for v in VARIANTS},
-                               "compiled actx / torch": t["actx compiled"] / t["torch compiled"],
-                               "opaque / fused": t["actx opaque"] / t["actx compiled"],
-                               "compile s torch": compile_s["torch compiled"],
-                               "compile s actx": compile_s["actx compiled"]}
+                        row = {
+                            "model": model_name,
+                            "activation": act_name,
+                            "dtype": dtype_name,
+                            "layout": layout,
+                            "task": task,
+                            "threads": threads,
+                            **{f"{v} ms": t[v] * 1e3 for v in VARIANTS},
+                            "compiled actx / torch": t["actx compiled"] / t["torch compiled"],
+                            "opaque / fused": t["actx opaque"] / t["actx compiled"],
+                            "compile s torch": compile_s["torch compiled"],
+                            "compile s actx": compile_s["actx compiled"],
+                        }
                         rows.append(row)
-                        print(f"{label:60s} {threads} thr  " + "  ".join(
-                            f"{v} {t[v] * 1e3:8.2f}" for v in VARIANTS) +
-                            f"  | actx/torch compiled {row['compiled actx / torch']:.3f}"
+                        print(
+                            f"{label:60s} {threads} thr  "
+                            + "  ".join(f"{v} {t[v] * 1e3:8.2f}" for v in VARIANTS)
+                            + f"  | actx/torch compiled {row['compiled actx / torch']:.3f}"
                             f"  opaque/fused {row['opaque / fused']:.3f}"
                             f"  compile s {compile_s['torch compiled']:.1f} vs {compile_s['actx compiled']:.1f}",
-                            flush=True)
+                            flush=True,
+                        )
     return rows
 
 
 def markdown_table(rows):
-    lines = ["| model | activation | dtype | layout | task | threads | " + " | ".join(f"{v} ms" for v in VARIANTS)
-             + " | compiled actx / torch | opaque / fused | compile s (torch, actx) |",
-             "|---" * (6 + len(VARIANTS) + 3) + "|"]
+    lines = [
+        "| model | activation | dtype | layout | task | threads | "
+        + " | ".join(f"{v} ms" for v in VARIANTS)
+        + " | compiled actx / torch | opaque / fused | compile s (torch, actx) |",
+        "|---" * (6 + len(VARIANTS) + 3) + "|",
+    ]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['activation']} | {r['dtype']} | {r['layout']} | {r['task']} | "
-                     f"{r['threads']} | " + " | ".join(f"{r[f'{v} ms']:.2f}" for v in VARIANTS) +
-                     f" | {r['compiled actx / torch']:.3f} | {r['opaque / fused']:.3f} | "
-                     f"{r['compile s torch']:.1f}, {r['compile s actx']:.1f} |")
+        lines.append(
+            f"| {r['model']} | {r['activation']} | {r['dtype']} | {r['layout']} | {r['task']} | "
+            f"{r['threads']} | "
+            + " | ".join(f"{r[f'{v} ms']:.2f}" for v in VARIANTS)
+            + f" | {r['compiled actx / torch']:.3f} | {r['opaque / fused']:.3f} | "
+            f"{r['compile s torch']:.1f}, {r['compile s actx']:.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -252,8 +278,12 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=15, help="interleaved repetitions per case")
     parser.add_argument("--quick", action="store_true", help="smaller batches, 3 repetitions")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--only", default="", help="only the cases whose 'model activation dtype layout "
-                        "task' contains every comma-separated word (e.g. 'PReLU,float32,train')")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="only the cases whose 'model activation dtype layout "
+        "task' contains every comma-separated word (e.g. 'PReLU,float32,train')",
+    )
     parser.add_argument("--out", default="bench_out", help="folder for benchmark_compile.json")
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -261,17 +291,28 @@ def main(argv=None):
     # Every compiled variant is compiled here and now, never served from an on-disk cache.
     torch._inductor.config.force_disable_caches = True
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
-    threads = [torch.get_num_threads()] if args.device == "cuda" else \
-        sorted({int(t) for t in args.threads.split(",")})
+    threads = [torch.get_num_threads()] if args.device == "cuda" else sorted({int(t) for t in args.threads.split(",")})
     machine = torch.cuda.get_device_name() if args.device == "cuda" else cpu_name()
-    print(f"actx under torch.compile, torch {torch.__version__}, {machine}, "
-          f"actx CPU kernels {torch_ext.cpu_capability()}, threads {threads}")
-    rows = run(threads, 3 if args.quick else args.repeats, args.quick, args.device,
-               [word for word in args.only.split(",") if word])
+    print(
+        f"actx under torch.compile, torch {torch.__version__}, {machine}, "
+        f"actx CPU kernels {torch_ext.cpu_capability()}, threads {threads}"
+    )
+    rows = run(
+        threads,
+        3 if args.quick else args.repeats,
+        args.quick,
+        args.device,
+        [word for word in args.only.split(",") if word],
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"machine": machine, "torch": torch.__version__, "device": args.device,
-            "capability": torch_ext.cpu_capability(), "cores": os.cpu_count()}
+    meta = {
+        "machine": machine,
+        "torch": torch.__version__,
+        "device": args.device,
+        "capability": torch_ext.cpu_capability(),
+        "cores": os.cpu_count(),
+    }
     (out / "benchmark_compile.json").write_text(json.dumps({"machine": meta, "rows": rows}, indent=1))
     print()
     print(markdown_table(rows))

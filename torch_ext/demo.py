@@ -44,10 +44,14 @@ def make_network(activation: str, width: int) -> torch.nn.Sequential:
         return torch_ext.nn.PReLU(num_parameters=width, init=0.25)
 
     return torch.nn.Sequential(
-        torch.nn.Linear(2, width), act(),
-        torch.nn.Linear(width, width), act(),
-        torch.nn.Linear(width, width), act(),
-        torch.nn.Linear(width, 2))
+        torch.nn.Linear(2, width),
+        act(),
+        torch.nn.Linear(width, width),
+        act(),
+        torch.nn.Linear(width, width),
+        act(),
+        torch.nn.Linear(width, 2),
+    )
 
 
 def show_same_function(device: str) -> dict:
@@ -65,10 +69,14 @@ def show_same_function(device: str) -> dict:
     print("1. The same function")
     print(f"   leaky_relu(x, {a}) and prelu(x, [{a}]) on {x.numel()} points: bitwise identical = {identical}")
     print(f"   d/dx identical = {torch.equal(gx_leaky, gx_prelu)}")
-    print(f"   leaky_relu has no gradient for its slope (a Python float, a hyperparameter)")
+    print("   leaky_relu has no gradient for its slope (a Python float, a hyperparameter)")
     print(f"   prelu:  dL/da = {float(gw_prelu):.6f}   sum(grad * min(0, x)) = {expected_gw:.6f}")
-    return {"bitwise_identical": identical, "input_gradients_identical": bool(torch.equal(gx_leaky, gx_prelu)),
-            "prelu_slope_gradient": float(gw_prelu), "sum_grad_times_min0x": expected_gw}
+    return {
+        "bitwise_identical": identical,
+        "input_gradients_identical": bool(torch.equal(gx_leaky, gx_prelu)),
+        "prelu_slope_gradient": float(gw_prelu),
+        "sum_grad_times_min0x": expected_gw,
+    }
 
 
 def train(activation, data, args, device):
@@ -86,7 +94,7 @@ def train(activation, data, args, device):
         order = torch.randperm(x_train.shape[0], generator=generator).to(device)
         total = 0.0
         for b in range(batches):
-            idx = order[b * args.batch_size:(b + 1) * args.batch_size]
+            idx = order[b * args.batch_size : (b + 1) * args.batch_size]
             loss = torch.nn.functional.cross_entropy(model(x_train[idx]), y_train[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -181,8 +189,10 @@ def main(argv=None):
 
     same = show_same_function(args.device)
 
-    print(f"\n2. Training on two spirals ({args.epochs} epochs, seed {args.seed}, {args.threads} threads, "
-          f"{args.device}, actx {torch_ext.cpu_capability()} kernels)")
+    print(
+        f"\n2. Training on two spirals ({args.epochs} epochs, seed {args.seed}, {args.threads} threads, "
+        f"{args.device}, actx {torch_ext.cpu_capability()} kernels)"
+    )
     generator = torch.Generator().manual_seed(args.seed)
     x_train, y_train = spirals(1000, 0.02, generator)
     x_test, y_test = spirals(500, 0.02, generator)
@@ -193,8 +203,10 @@ def main(argv=None):
         print(f"   {name:10s} final loss {r['final_loss']:.4f}   test accuracy {r['accuracy']:.3f}")
     final_slopes = torch.tensor(results["prelu"]["slopes"][-1])
     for layer, row in enumerate(final_slopes):
-        print(f"   PReLU layer {layer + 1} learned slopes: min {row.min():.3f}  mean {row.mean():.3f}  "
-              f"max {row.max():.3f}  (init 0.25; {int((row < 0).sum())} of {row.numel()} negative)")
+        print(
+            f"   PReLU layer {layer + 1} learned slopes: min {row.min():.3f}  mean {row.mean():.3f}  "
+            f"max {row.max():.3f}  (init 0.25; {int((row < 0).sum())} of {row.numel()} negative)"
+        )
 
     plot_functions(out / "functions.png")
     plot_losses(results, out / "loss_curves.png")
@@ -202,15 +214,17 @@ def main(argv=None):
     summary = {
         "same_function": same,
         "settings": {k: getattr(args, k) for k in ("epochs", "seed", "threads", "device", "width", "batch_size", "lr")},
-        "torch": torch.__version__, "cpu_capability": torch_ext.cpu_capability(),
-        "results": {name: {"final_loss": r["final_loss"], "test_accuracy": r["accuracy"],
-                           "loss_curve": r["losses"]} for name, r in results.items()},
+        "torch": torch.__version__,
+        "cpu_capability": torch_ext.cpu_capability(),
+        "results": {
+            name: {"final_loss": r["final_loss"], "test_accuracy": r["accuracy"], "loss_curve": r["losses"]}
+            for name, r in results.items()
+        },
         "learned_slopes": final_slopes.tolist(),
         "seconds": round(time.perf_counter() - start, 2),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    print(f"\nWrote {out}/functions.png, loss_curves.png, slopes.png and summary.json "
-          f"in {summary['seconds']} s")
+    print(f"\nWrote {out}/functions.png, loss_curves.png, slopes.png and summary.json in {summary['seconds']} s")
 
 
 if __name__ == "__main__":

@@ -33,8 +33,8 @@ import hashlib
 import importlib.abc
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Dict
 
 import torch
 from torch import Tensor
@@ -103,7 +103,7 @@ def _prelu_backward(grad_output: Tensor, self: Tensor, weight: Tensor):
     return grad_input, grad_weight
 
 
-DECOMPOSITIONS: Dict[torch._ops.OpOverload, Callable] = {
+DECOMPOSITIONS: dict[torch._ops.OpOverload, Callable] = {
     actx.leaky_relu.default: _leaky_relu,
     actx.leaky_relu_.default: _leaky_relu_,
     actx.leaky_relu_backward.default: _leaky_relu_backward,

@@ -27,7 +27,8 @@ Needs the onnx and onnxscript packages (and onnxruntime to run the result).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -42,6 +43,7 @@ _TORCHSCRIPT_OPSET = 9
 # --- The translations, written once for both exporters ---------------------------------------------
 # `graph` adds nodes: graph.node(op_type, *inputs, **attributes) and graph.constant(tensor).
 # Element types are ONNX's (onnx.TensorProto's numbers), which both exporters can name.
+
 
 def _slope_fits_alpha(negative_slope: float, elem_type: int) -> bool:
     """Whether LeakyRelu's float32 alpha is the slope actx applies to this element type."""
@@ -78,6 +80,7 @@ def _prelu_graph(graph, x, x_rank: int, x_type: int, weight, weight_rank: int, w
 
 # --- The dynamo exporter (torch.onnx.export(..., dynamo=True), torch's default) ---------------------
 
+
 class _OnnxScriptGraph:
     def __init__(self):
         import onnxscript
@@ -98,8 +101,9 @@ def _leaky_relu(self, negative_slope: float = 0.01):
 
 
 def _prelu(self, weight):
-    return _prelu_graph(_OnnxScriptGraph(), self, len(self.shape), int(self.dtype),
-                        weight, len(weight.shape), int(weight.dtype))
+    return _prelu_graph(
+        _OnnxScriptGraph(), self, len(self.shape), int(self.dtype), weight, len(weight.shape), int(weight.dtype)
+    )
 
 
 def translation_table() -> dict[Callable, Callable]:
@@ -111,6 +115,7 @@ def translation_table() -> dict[Callable, Callable]:
 
 
 # --- The TorchScript exporter (torch.onnx.export(..., dynamo=False)) --------------------------------
+
 
 class _TorchScriptGraph:
     def __init__(self, g):
@@ -128,8 +133,12 @@ class _TorchScriptGraph:
 def _ts_elem_type(value) -> int:
     from onnx import TensorProto
 
-    names = {"Float": TensorProto.FLOAT, "Double": TensorProto.DOUBLE, "Half": TensorProto.FLOAT16,
-             "BFloat16": TensorProto.BFLOAT16}
+    names = {
+        "Float": TensorProto.FLOAT,
+        "Double": TensorProto.DOUBLE,
+        "Half": TensorProto.FLOAT16,
+        "BFloat16": TensorProto.BFLOAT16,
+    }
     return names[value.type().scalarType()]
 
 
@@ -146,8 +155,9 @@ def _ts_prelu(g, self, weight):
     rank = symbolic_helper._get_tensor_rank
     if rank(self) is None or rank(weight) is None:
         return symbolic_helper._unimplemented("actx::prelu", "an input of unknown rank", self)
-    return _prelu_graph(_TorchScriptGraph(g), self, rank(self), _ts_elem_type(self),
-                        weight, rank(weight), _ts_elem_type(weight))
+    return _prelu_graph(
+        _TorchScriptGraph(g), self, rank(self), _ts_elem_type(self), weight, rank(weight), _ts_elem_type(weight)
+    )
 
 
 def register_torchscript_symbolics() -> None:

@@ -5,7 +5,6 @@ torch's own rule must handle: NaN, +-inf, +-0.0 and subnormal numbers.
 """
 
 import dataclasses
-from typing import Callable, List, Optional, Tuple
 
 import torch
 
@@ -40,8 +39,9 @@ def make_values(shape, dtype, generator, requires_grad=False, away_from_zero=Fal
     elif specials and x.numel() >= 8:
         flat = x.view(-1)
         tiny = torch.finfo(dtype).tiny / 4 if dtype != torch.float64 else 1e-310
-        specials = torch.tensor([float("nan"), float("inf"), -float("inf"), 0.0, -0.0, -tiny, tiny, -3.0],
-                                dtype=torch.float64)
+        specials = torch.tensor(
+            [float("nan"), float("inf"), -float("inf"), 0.0, -0.0, -tiny, tiny, -3.0], dtype=torch.float64
+        )
         index = torch.randperm(flat.numel(), generator=generator)[: specials.numel()]
         flat[index] = specials
     return x.to(dtype).requires_grad_(requires_grad)
@@ -52,11 +52,11 @@ class PreluSample:
     input: torch.Tensor
     weight: torch.Tensor
     # Shape the weight takes against the input in the reference (torch's [C] is [1, C, 1, ...]).
-    weight_view: Tuple[int, ...]
+    weight_view: tuple[int, ...]
     name: str
 
 
-def prelu_weight_shapes(shape) -> List[Tuple[Tuple[int, ...], Tuple[int, ...]]]:
+def prelu_weight_shapes(shape) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
     """(weight shape, its broadcast view against `shape`) pairs that actx accepts."""
     nd = len(shape)
     pairs = [((1,), (1,) * nd), ((), (1,) * nd)]
@@ -84,7 +84,7 @@ def prelu_samples(dtype, generator, layouts=LAYOUTS, weight_dtype=None, shapes=S
             if x is None:
                 continue
             for w_shape, w_view in prelu_weight_shapes(shape):
-                w = (torch.rand(w_shape, generator=generator, dtype=torch.float64) * 2 - 0.5)
+                w = torch.rand(w_shape, generator=generator, dtype=torch.float64) * 2 - 0.5
                 w = w.to(weight_dtype or dtype)
                 yield PreluSample(x, w, w_view, f"{shape}-{layout_name}-w{tuple(w_shape)}")
 
@@ -125,8 +125,12 @@ def assert_same_values(actual: torch.Tensor, expected: torch.Tensor):
     e = expected.detach().contiguous()
     a_nan = torch.isnan(a)
     assert torch.equal(a_nan, torch.isnan(e)), "NaN positions differ"
-    bits = {torch.float64: torch.int64, torch.float32: torch.int32, torch.float16: torch.int16,
-            torch.bfloat16: torch.int16}[a.dtype]
+    bits = {
+        torch.float64: torch.int64,
+        torch.float32: torch.int32,
+        torch.float16: torch.int16,
+        torch.bfloat16: torch.int16,
+    }[a.dtype]
     a_bits = a.view(bits)[~a_nan]
     e_bits = e.view(bits)[~a_nan]
     mismatches = (a_bits != e_bits).nonzero()
@@ -166,7 +170,7 @@ def weight_grad_magnitude(x, grad, w_view, weight_shape):
 
 def is_dense(t: torch.Tensor) -> bool:
     """Whether t's elements fill a block of memory without gaps or overlap (in some dim order)."""
-    dims = sorted((s, n) for s, n in zip(t.stride(), t.shape) if n != 1)
+    dims = sorted((s, n) for s, n in zip(t.stride(), t.shape, strict=True) if n != 1)
     expected = 1
     for stride, size in dims:
         if stride != expected:

@@ -9,8 +9,21 @@ from torch_ext import benchmark
 
 
 def test_benchmark_writes_table_json_and_chart(tmp_path, capsys):
-    benchmark.main(["--quick", "--threads", "1", "--repeats", "1", "--seconds", "0.001",
-                    "--only", "prelu,float32,nchw", "--out", str(tmp_path)])
+    benchmark.main(
+        [
+            "--quick",
+            "--threads",
+            "1",
+            "--repeats",
+            "1",
+            "--seconds",
+            "0.001",
+            "--only",
+            "prelu,float32,nchw",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     result = json.loads((tmp_path / "benchmark.json").read_text())
     assert (tmp_path / "benchmark.png").stat().st_size > 0
     cases = {row["case"] for row in result["rows"]}
@@ -26,11 +39,23 @@ def test_benchmark_writes_table_json_and_chart(tmp_path, capsys):
 
 
 def test_gpu_time_table_lists_only_rows_that_have_it():
-    rows = [{"case": "a", "dtype": "float32", "layout": "nchw", "threads": 1,
-             **benchmark.ratios({"actx": 1e-3, "torch": 2e-3, "copy": 1e-3}, 2)},
-            {"case": "b", "dtype": "float32", "layout": "nchw", "threads": 1,
-             **benchmark.ratios({"actx": 1e-3, "torch": 2e-3, "copy": 1e-3}, 3),
-             **benchmark.ratios({"actx": 4e-6, "torch": 8e-6, "copy": 2e-6}, 3, prefix="gpu_")}]
+    rows = [
+        {
+            "case": "a",
+            "dtype": "float32",
+            "layout": "nchw",
+            "threads": 1,
+            **benchmark.ratios({"actx": 1e-3, "torch": 2e-3, "copy": 1e-3}, 2),
+        },
+        {
+            "case": "b",
+            "dtype": "float32",
+            "layout": "nchw",
+            "threads": 1,
+            **benchmark.ratios({"actx": 1e-3, "torch": 2e-3, "copy": 1e-3}, 3),
+            **benchmark.ratios({"actx": 4e-6, "torch": 8e-6, "copy": 2e-6}, 3, prefix="gpu_"),
+        },
+    ]
     table = benchmark.markdown_table(rows, prefix="gpu_").splitlines()
     assert len(table) == 3 and table[2] == "| b | float32 | nchw | 1 | 0.004 | 0.008 | 0.003 | 2.00x | 1.33 |"
     assert len(benchmark.markdown_table(rows).splitlines()) == 4
@@ -38,7 +63,19 @@ def test_gpu_time_table_lists_only_rows_that_have_it():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_benchmark_times_the_gpu(tmp_path):
-    benchmark.main(["--device", "cuda", "--repeats", "1", "--seconds", "0.001",
-                    "--only", "(32,float32,nchw", "--out", str(tmp_path)])
+    benchmark.main(
+        [
+            "--device",
+            "cuda",
+            "--repeats",
+            "1",
+            "--seconds",
+            "0.001",
+            "--only",
+            "(32,float32,nchw",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     rows = json.loads((tmp_path / "benchmark.json").read_text())["rows"]
     assert rows and all(row["gpu_actx_ms"] > 0 for row in rows)

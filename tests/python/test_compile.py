@@ -14,6 +14,7 @@ import torch
 from torch._inductor.utils import run_and_get_code
 
 import torch_ext
+
 from samples import generator, make_values
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
@@ -44,8 +45,11 @@ def activations(x, y, z, w, slope):
     """Every actx operator, each on its own input: forward, and through autograd both backward
     operators. (Chained, Inductor would keep half-type intermediates in float, as it does for
     torch's own operators, and the chain would differ from eager by design.)"""
-    return (torch.ops.actx.prelu(x, w), torch.ops.actx.leaky_relu(y, slope),
-            torch.ops.actx.leaky_relu_(z.clone(), max(slope, 0.0)))
+    return (
+        torch.ops.actx.prelu(x, w),
+        torch.ops.actx.leaky_relu(y, slope),
+        torch.ops.actx.leaky_relu_(z.clone(), max(slope, 0.0)),
+    )
 
 
 def forward_backward(fn, x, w, slope, grad):
@@ -61,9 +65,13 @@ def test_inductor_table_holds_every_operator():
     from torch._inductor.decomposition import select_decomp_table
 
     table = select_decomp_table()
-    ops = [torch.ops.actx.leaky_relu.default, torch.ops.actx.leaky_relu_.default,
-           torch.ops.actx.leaky_relu_backward.default, torch.ops.actx.prelu.default,
-           torch.ops.actx.prelu_backward.default]
+    ops = [
+        torch.ops.actx.leaky_relu.default,
+        torch.ops.actx.leaky_relu_.default,
+        torch.ops.actx.leaky_relu_backward.default,
+        torch.ops.actx.prelu.default,
+        torch.ops.actx.prelu_backward.default,
+    ]
     assert set(torch_ext.inductor.DECOMPOSITIONS) == set(ops)
     for op in ops:
         assert op in table, op
@@ -86,7 +94,7 @@ def test_generated_code_calls_actx_kernels_only_when_opaque(fused, device, fusio
         assert calls == [0, 0], codes
     else:
         assert calls[0] >= 3 and calls[1] >= 3, calls  # prelu, leaky_relu, leaky_relu_; backwards
-    for a, b in zip(result, forward_backward(activations, x, w, 0.1, g)):
+    for a, b in zip(result, forward_backward(activations, x, w, 0.1, g), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
@@ -106,12 +114,13 @@ def test_compiled_operators_equal_eager(dynamic, layout, dtype, device, fusion):
         result = forward_backward(compiled, x, w, slope, g)
         expected = forward_backward(activations, x, w, slope, g)
         # Values and input gradients: bit for bit (NaN where eager has NaN), in eager's layout.
-        for a, b in zip(result[:-1], expected[:-1]):
+        for a, b in zip(result[:-1], expected[:-1], strict=True):
             torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)
             assert a.stride() == b.stride()
         # The weight gradient: the same sum in another order (NaN where eager's is NaN).
-        torch.testing.assert_close(result[-1], expected[-1], rtol=2e-2 if dtype == torch.bfloat16 else 1e-5,
-                                   atol=1e-4, equal_nan=True)
+        torch.testing.assert_close(
+            result[-1], expected[-1], rtol=2e-2 if dtype == torch.bfloat16 else 1e-5, atol=1e-4, equal_nan=True
+        )
 
 
 def prelu(x, w):
@@ -259,14 +268,21 @@ CACHE_PROBE = textwrap.dedent("""
 def test_on_disk_caches_do_not_serve_the_other_setting(tmp_path):
     """Three fresh processes share one cache folder: fused, opaque, fused. Without the setting in
     the cache key, the second would be served the first one's fused graph."""
-    env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "cache"),
-               PYTHONPATH=os.pathsep.join([str(Path(torch_ext.__file__).parents[1]),
-                                           os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "cache"),
+        PYTHONPATH=os.pathsep.join([str(Path(torch_ext.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]),
+    )
     env.pop("TORCHINDUCTOR_FORCE_DISABLE_CACHES", None)
 
     def probe(fused):
-        run = subprocess.run([sys.executable, "-c", CACHE_PROBE], env=dict(env, ACTX_INDUCTOR_FUSION=str(int(fused))),
-                             capture_output=True, text=True, timeout=600)
+        run = subprocess.run(
+            [sys.executable, "-c", CACHE_PROBE],
+            env=dict(env, ACTX_INDUCTOR_FUSION=str(int(fused))),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert run.returncode == 0, run.stderr[-3000:]
         return json.loads(run.stdout.strip().splitlines()[-1])
 
@@ -277,19 +293,21 @@ def test_on_disk_caches_do_not_serve_the_other_setting(tmp_path):
 
 
 def test_environment_variable_is_checked():
-    env = dict(os.environ, ACTX_INDUCTOR_FUSION="maybe",
-               PYTHONPATH=str(Path(torch_ext.__file__).parents[1]))
-    run = subprocess.run([sys.executable, "-c", "import torch_ext"], env=env, capture_output=True, text=True,
-                         timeout=300)
+    env = dict(os.environ, ACTX_INDUCTOR_FUSION="maybe", PYTHONPATH=str(Path(torch_ext.__file__).parents[1]))
+    run = subprocess.run(
+        [sys.executable, "-c", "import torch_ext"], env=env, capture_output=True, text=True, timeout=300
+    )
     assert run.returncode != 0
     assert "expected ACTX_INDUCTOR_FUSION to be 1 or 0, got 'maybe'" in run.stderr
 
 
 def test_importing_torch_ext_does_not_import_inductor():
     # The table is filled when Inductor is imported; a program that never compiles skips both.
-    code = ("import sys, torch_ext; assert 'torch._inductor.decomposition' not in sys.modules; "
-            "import torch._inductor.decomposition as d, torch; "
-            "assert torch.ops.actx.prelu.default in d.select_decomp_table()")
+    code = (
+        "import sys, torch_ext; assert 'torch._inductor.decomposition' not in sys.modules; "
+        "import torch._inductor.decomposition as d, torch; "
+        "assert torch.ops.actx.prelu.default in d.select_decomp_table()"
+    )
     env = dict(os.environ, PYTHONPATH=str(Path(torch_ext.__file__).parents[1]))
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]

@@ -6,9 +6,23 @@ import torch
 import torch.nn.functional as F
 
 import torch_ext  # noqa: F401
-from samples import (DTYPES, LAYOUTS, SLOPES, assert_same_values, assert_sum_close, generator, is_dense,
-                     leaky_relu_samples, make_values, prelu_reference, prelu_samples, strided_weight_samples,
-                     weight_grad_magnitude, weight_grad_reference)
+
+from samples import (
+    DTYPES,
+    LAYOUTS,
+    SLOPES,
+    assert_same_values,
+    assert_sum_close,
+    generator,
+    is_dense,
+    leaky_relu_samples,
+    make_values,
+    prelu_reference,
+    prelu_samples,
+    strided_weight_samples,
+    weight_grad_magnitude,
+    weight_grad_reference,
+)
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
@@ -38,7 +52,7 @@ def assert_weight_grad_like_cpu(gw, gw_cpu, x, grad, weight_view):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_leaky_relu_cuda_matches_torch_and_cpu(dtype):
-    for x, name in leaky_relu_samples(dtype, generator()):
+    for x, _name in leaky_relu_samples(dtype, generator()):
         xc = _to_cuda_keep_layout(x)
         for slope in SLOPES:
             actual = torch.ops.actx.leaky_relu(xc, slope)
@@ -72,11 +86,14 @@ def test_prelu_cuda_gradients(dtype):
         assert_same_values(gx.cpu(), gx_cpu)
         x_cpu, grad_cpu = s.input.cpu(), grad.cpu()
         expected = weight_grad_reference(x_cpu, grad_cpu, s.weight_view, s.weight.shape)
-        assert_sum_close(gw.cpu(), expected.to(dtype), weight_grad_magnitude(x_cpu, grad_cpu, s.weight_view, s.weight.shape))
+        assert_sum_close(
+            gw.cpu(), expected.to(dtype), weight_grad_magnitude(x_cpu, grad_cpu, s.weight_view, s.weight.shape)
+        )
 
 
-@pytest.mark.parametrize("dtype,weight_dtype", [(torch.float32, None), (torch.bfloat16, None),
-                                                (torch.bfloat16, torch.float32)])
+@pytest.mark.parametrize(
+    "dtype,weight_dtype", [(torch.float32, None), (torch.bfloat16, None), (torch.bfloat16, torch.float32)]
+)
 def test_prelu_cuda_with_a_strided_weight(dtype, weight_dtype):
     """A weight that is not contiguous (kept so on the GPU) gives what the CPU gives."""
     for s in strided_weight_samples(dtype, generator(9), weight_dtype):
@@ -91,8 +108,16 @@ def test_prelu_cuda_with_a_strided_weight(dtype, weight_dtype):
         assert_weight_grad_like_cpu(gw, gw_cpu, s.input, grad, s.weight_view)
 
 
-@pytest.mark.parametrize("dtype,weight_dtype", [(torch.float32, None), (torch.float64, None), (torch.float16, None),
-                                                (torch.bfloat16, None), (torch.bfloat16, torch.float32)])
+@pytest.mark.parametrize(
+    "dtype,weight_dtype",
+    [
+        (torch.float32, None),
+        (torch.float64, None),
+        (torch.float16, None),
+        (torch.bfloat16, None),
+        (torch.bfloat16, torch.float32),
+    ],
+)
 def test_prelu_cuda_weight_per_last_dim(dtype, weight_dtype):
     """[N, L, C] with a [1, C] weight, as the CPU computes it: C a multiple of a 16-byte vector
     reads the weights in vectors (aligned weight), one element off the alignment or an odd C not."""
@@ -103,7 +128,7 @@ def test_prelu_cuda_weight_per_last_dim(dtype, weight_dtype):
         w_full = (torch.rand(c + 1, generator=g, dtype=torch.float64) - 0.3).to(weight_dtype or dtype)
         w_full_cuda = w_full.cuda()
         for offset in (0, 1):
-            w, w_cuda = w_full[offset:offset + c].view(1, c), w_full_cuda[offset:offset + c].view(1, c)
+            w, w_cuda = w_full[offset : offset + c].view(1, c), w_full_cuda[offset : offset + c].view(1, c)
             assert_same_values(torch.ops.actx.prelu(x.cuda(), w_cuda).cpu(), torch.ops.actx.prelu(x, w))
             gx, gw = torch.ops.actx.prelu_backward(grad.cuda(), x.cuda(), w_cuda)
             gx_cpu, gw_cpu = torch.ops.actx.prelu_backward(grad, x, w)
@@ -157,7 +182,9 @@ def test_cuda_more_than_2_31_elements():
     assert_same_values(y[tail].cpu(), F.leaky_relu(x[tail], 0.5).cpu())
     del y
     gx, gw = torch.ops.actx.prelu_backward(x, x, torch.tensor([0.5], device="cuda"))
-    assert_same_values(gx[tail].cpu(), torch.where(x[tail] > 0, x[tail], 0.5 * x[tail].float()).to(torch.bfloat16).cpu())
+    assert_same_values(
+        gx[tail].cpu(), torch.where(x[tail] > 0, x[tail], 0.5 * x[tail].float()).to(torch.bfloat16).cpu()
+    )
     expected = torch.where(x > 0, 0.0, x.float() * x.float()).double().sum()
     torch.testing.assert_close(gw.double().cpu(), expected.cpu().reshape(1), rtol=1e-2, atol=0)
 
@@ -178,6 +205,6 @@ def torch_func_results(device):
 
 
 def test_cuda_torch_func_matches_cpu():
-    for cuda, cpu in zip(torch_func_results("cuda"), torch_func_results("cpu")):
+    for cuda, cpu in zip(torch_func_results("cuda"), torch_func_results("cpu"), strict=True):
         assert cuda.is_cuda
         torch.testing.assert_close(cuda.cpu(), cpu, rtol=1e-12, atol=1e-12)

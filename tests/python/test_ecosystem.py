@@ -54,7 +54,7 @@ def test_torch_compile_fullgraph_matches_eager(dynamic, device):
     result = forward_backward(compiled, x)
     torch.testing.assert_close(result[0], eager[0])
     torch.testing.assert_close(result[1], eager[1])
-    for a, b in zip(result[2], eager[2]):
+    for a, b in zip(result[2], eager[2], strict=True):
         torch.testing.assert_close(a, b)
 
 
@@ -98,8 +98,12 @@ def test_torchscript_trace_and_script_round_trip():
 
 def test_replace_activations_keeps_weights_and_mode():
     torch.manual_seed(4)
-    model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.PReLU(6, init=0.1), torch.nn.Sequential(
-        torch.nn.Linear(6, 6), torch.nn.LeakyReLU(0.3, inplace=True)), torch.nn.PReLU())
+    model = torch.nn.Sequential(
+        torch.nn.Linear(4, 6),
+        torch.nn.PReLU(6, init=0.1),
+        torch.nn.Sequential(torch.nn.Linear(6, 6), torch.nn.LeakyReLU(0.3, inplace=True)),
+        torch.nn.PReLU(),
+    )
     model[1].weight.data.uniform_()
     model.eval()
     x = torch.randn(5, 4)
@@ -114,8 +118,9 @@ def test_replace_activations_keeps_weights_and_mode():
     torch.testing.assert_close(model(x), expected)
 
 
-@pytest.mark.parametrize("device, dtype", [("cpu", torch.bfloat16),
-                                           pytest.param("cuda", torch.float16, marks=requires_cuda)])
+@pytest.mark.parametrize(
+    "device, dtype", [("cpu", torch.bfloat16), pytest.param("cuda", torch.float16, marks=requires_cuda)]
+)
 def test_autocast_behaves_as_torch(device, dtype):
     torch.manual_seed(5)
     linear = torch.nn.Linear(8, 8).to(device)

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 import torch_ext
+
 from samples import DTYPES, LAYOUTS, SLOPES, assert_same_values, generator, make_values
 
 

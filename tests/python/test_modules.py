@@ -35,8 +35,9 @@ def test_prelu_module_trains():
     torch.testing.assert_close(m.weight.grad, x.sum((0, 2)))
 
 
-@pytest.mark.parametrize("module", [torch_ext.nn.LeakyReLU(0.3), torch_ext.nn.LeakyReLU(0.3, inplace=True),
-                                    torch_ext.nn.PReLU(4, 0.2)])
+@pytest.mark.parametrize(
+    "module", [torch_ext.nn.LeakyReLU(0.3), torch_ext.nn.LeakyReLU(0.3, inplace=True), torch_ext.nn.PReLU(4, 0.2)]
+)
 def test_modules_script_save_and_load(module):
     scripted = torch.jit.script(module)
     x = torch.randn(2, 4, 3)

@@ -17,6 +17,7 @@ from onnx.reference import ReferenceEvaluator
 
 import torch_ext
 import torch_ext.onnx
+
 from samples import SLOPES, assert_same_values, make_values, prelu_weight_shapes
 
 EXPORTERS = {"dynamo": True, "torchscript": False}
@@ -57,12 +58,14 @@ def to_torch(a) -> torch.Tensor:
 def run_onnxruntime(proto, inputs):
     session = onnxruntime.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
-    return [to_torch(a) for a in session.run(None, dict(zip(names, map(to_numpy, inputs))))]
+    return [to_torch(a) for a in session.run(None, dict(zip(names, map(to_numpy, inputs), strict=True)))]
 
 
 def run_reference(proto, inputs):
     names = [i.name for i in proto.graph.input]
-    return [to_torch(a) for a in ReferenceEvaluator(proto).run(None, dict(zip(names, map(to_numpy, inputs))))]
+    return [
+        to_torch(a) for a in ReferenceEvaluator(proto).run(None, dict(zip(names, map(to_numpy, inputs), strict=True)))
+    ]
 
 
 def onnx_zero_rule(expected, x, slope):
@@ -83,21 +86,24 @@ class Activations(torch.nn.Module):
 def activation_inputs(shape, dtype, weight_dtype=None, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = make_values(shape, dtype, g)
-    weights = [(torch.rand(w_shape, generator=g, dtype=torch.float64) * 2 - 0.5).to(weight_dtype or dtype)
-               for w_shape, _ in prelu_weight_shapes(shape)]
+    weights = [
+        (torch.rand(w_shape, generator=g, dtype=torch.float64) * 2 - 0.5).to(weight_dtype or dtype)
+        for w_shape, _ in prelu_weight_shapes(shape)
+    ]
     return (x, *weights)
 
 
 def activation_slopes(x, *weights):
     """The slope each output of Activations applies, shaped to broadcast against x."""
     views = [view for _, view in prelu_weight_shapes(tuple(x.shape))]
-    return list(SLOPES) + [w.reshape(view) for w, view in zip(weights, views)]
+    return list(SLOPES) + [w.reshape(view) for w, view in zip(weights, views, strict=True)]
 
 
 @pytest.mark.parametrize("exporter", EXPORTERS)
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
-@pytest.mark.parametrize("dtype, weight_dtype", [(torch.float32, None), (torch.float16, None),
-                                                  (torch.float16, torch.float32)], ids=str)
+@pytest.mark.parametrize(
+    "dtype, weight_dtype", [(torch.float32, None), (torch.float16, None), (torch.float16, torch.float32)], ids=str
+)
 def test_activations_equal_onnxruntime_bit_for_bit(exporter, shape, dtype, weight_dtype):
     inputs = activation_inputs(shape, dtype, weight_dtype)
     proto = export(Activations(), inputs, EXPORTERS[exporter])
@@ -106,7 +112,7 @@ def test_activations_equal_onnxruntime_bit_for_bit(exporter, shape, dtype, weigh
     expected = Activations()(*inputs)
     actual = run_onnxruntime(proto, inputs)
     assert len(actual) == len(expected)
-    for a, e, slope in zip(actual, expected, activation_slopes(*inputs)):
+    for a, e, slope in zip(actual, expected, activation_slopes(*inputs), strict=True):
         # NaN, +-inf, -0.0 and subnormals included.
         assert_same_values(a, onnx_zero_rule(e, inputs[0], slope))
 
@@ -122,7 +128,7 @@ def test_float64_keeps_its_slope_exact(exporter):
     inputs = activation_inputs((2, 4, 5, 6), torch.float64)[:2]
     proto = export(Model(), inputs, EXPORTERS[exporter])
     assert op_types(proto).count("LeakyRelu") == 1 and op_types(proto).count("PRelu") == 2
-    for a, e in zip(run_reference(proto, inputs), Model()(*inputs)):
+    for a, e in zip(run_reference(proto, inputs), Model()(*inputs), strict=True):
         assert_same_values(a, e)
 
 
@@ -133,11 +139,11 @@ def test_bfloat16_model(exporter):
     actual = run_reference(proto, inputs)
     expected = Activations()(*inputs)
     # PRelu multiplies two bfloat16 numbers, exact in any wider type: bit for bit.
-    for a, e in zip(actual[len(SLOPES):], expected[len(SLOPES):]):
+    for a, e in zip(actual[len(SLOPES) :], expected[len(SLOPES) :], strict=True):
         assert_same_values(a, e)
     # LeakyRelu: actx (like torch) rounds x * slope to float32 and then to bfloat16; the reference
     # evaluator multiplies in float64 and rounds once, which can differ by one bfloat16 step.
-    for a, e in zip(actual[: len(SLOPES)], expected[: len(SLOPES)]):
+    for a, e in zip(actual[: len(SLOPES)], expected[: len(SLOPES)], strict=True):
         step = (a.view(torch.int16).int() - e.view(torch.int16).int()).abs()
         assert torch.equal(torch.isnan(a), torch.isnan(e))
         assert int(step[~torch.isnan(e)].max()) <= 1

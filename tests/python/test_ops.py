@@ -6,9 +6,24 @@ import torch
 import torch.nn.functional as F
 
 import torch_ext
-from samples import (DTYPES, LAYOUTS, SLOPES, assert_same_values, assert_sum_close, generator, is_dense,
-                     leaky_relu_samples, make_values, prelu_reference, prelu_samples, prelu_weight_shapes,
-                     strided_weight_samples, weight_grad_magnitude, weight_grad_reference)
+
+from samples import (
+    DTYPES,
+    LAYOUTS,
+    SLOPES,
+    assert_same_values,
+    assert_sum_close,
+    generator,
+    is_dense,
+    leaky_relu_samples,
+    make_values,
+    prelu_reference,
+    prelu_samples,
+    prelu_weight_shapes,
+    strided_weight_samples,
+    weight_grad_magnitude,
+    weight_grad_reference,
+)
 
 
 def supported_capabilities():
@@ -50,6 +65,7 @@ def test_unknown_capability_is_an_error():
 
 # ---- Forward values ----
 
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_leaky_relu_matches_torch(capability, dtype):
     for x, name in leaky_relu_samples(dtype, generator()):
@@ -83,8 +99,7 @@ def test_prelu_float32_weight_with_half_input(capability, dtype):
 def test_leaky_relu_is_prelu_with_one_weight(capability):
     x = make_values((4, 8, 33), torch.float32, generator())
     for slope in SLOPES:
-        assert_same_values(torch.ops.actx.leaky_relu(x, slope),
-                           torch.ops.actx.prelu(x, torch.tensor([slope])))
+        assert_same_values(torch.ops.actx.leaky_relu(x, slope), torch.ops.actx.prelu(x, torch.tensor([slope])))
 
 
 def test_large_and_odd_sizes_cover_vector_tails(capability):
@@ -104,9 +119,12 @@ def test_large_and_odd_sizes_cover_vector_tails(capability):
 
 # ---- Gradients ----
 
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_leaky_relu_gradient_matches_torch(capability, dtype):
-    for x, name in leaky_relu_samples(dtype, generator(), layouts={k: LAYOUTS[k] for k in ["contiguous", "channels_last", "transposed"]}):
+    for x, _name in leaky_relu_samples(
+        dtype, generator(), layouts={k: LAYOUTS[k] for k in ["contiguous", "channels_last", "transposed"]}
+    ):
         grad = make_values(x.shape, dtype, generator(3))
         for slope in SLOPES:
             x1 = x.detach().requires_grad_()
@@ -153,15 +171,15 @@ def test_prelu_mixed_precision_weight_gradient_stays_float32(capability, dtype):
     assert_sum_close(w.grad, expected.float(), magnitude)
 
 
-@pytest.mark.parametrize("dtype,weight_dtype", [(torch.float32, None), (torch.bfloat16, None),
-                                                (torch.float16, torch.float32)])
+@pytest.mark.parametrize(
+    "dtype,weight_dtype", [(torch.float32, None), (torch.bfloat16, None), (torch.float16, torch.float32)]
+)
 def test_prelu_with_a_strided_weight(capability, dtype, weight_dtype):
     """A weight that is not contiguous gives the values and gradients of its contiguous copy."""
     for s in strided_weight_samples(dtype, generator(9), weight_dtype):
         assert not s.weight.is_contiguous(), s.name
         grad = make_values(s.input.shape, dtype, generator(10))
-        assert_same_values(torch.ops.actx.prelu(s.input, s.weight),
-                           prelu_reference(s.input, s.weight, s.weight_view))
+        assert_same_values(torch.ops.actx.prelu(s.input, s.weight), prelu_reference(s.input, s.weight, s.weight_view))
         gx, gw = torch.ops.actx.prelu_backward(grad, s.input, s.weight)
         gx_c, gw_c = torch.ops.actx.prelu_backward(grad, s.input, s.weight.contiguous())
         assert_same_values(gx, gx_c)
@@ -176,8 +194,15 @@ def gradcheck_inputs(shape, weight_shape, seed):
     return x, w
 
 
-GRADCHECK_CASES = [((3, 4, 5), (4,)), ((2, 3, 4, 5), (1,)), ((2, 3, 4, 5), (3, 1, 1)), ((2, 3, 4, 5), (3, 1, 5)),
-                   ((6,), ()), ((), (1,)), ((4, 7), (1, 7))]
+GRADCHECK_CASES = [
+    ((3, 4, 5), (4,)),
+    ((2, 3, 4, 5), (1,)),
+    ((2, 3, 4, 5), (3, 1, 1)),
+    ((2, 3, 4, 5), (3, 1, 5)),
+    ((6,), ()),
+    ((), (1,)),
+    ((4, 7), (1, 7)),
+]
 
 
 @pytest.mark.parametrize("shape,weight_shape", GRADCHECK_CASES)
@@ -202,9 +227,10 @@ def test_leaky_relu_gradcheck_and_gradgradcheck(slope):
 
 def test_double_backward_matches_torch():
     x, w = gradcheck_inputs((2, 3, 4, 5), (3,), 13)
-    for fn_actx, fn_torch in [(torch.ops.actx.prelu, F.prelu),
-                              (lambda a, b: torch.ops.actx.leaky_relu(a, 0.2) * b.sum(),
-                               lambda a, b: F.leaky_relu(a, 0.2) * b.sum())]:
+    for fn_actx, fn_torch in [
+        (torch.ops.actx.prelu, F.prelu),
+        (lambda a, b: torch.ops.actx.leaky_relu(a, 0.2) * b.sum(), lambda a, b: F.leaky_relu(a, 0.2) * b.sum()),
+    ]:
         results = []
         for fn in (fn_actx, fn_torch):
             xx = x.detach().requires_grad_()
@@ -212,7 +238,7 @@ def test_double_backward_matches_torch():
             out = fn(xx, ww)
             gx, gw = torch.autograd.grad((out * out).sum(), (xx, ww), create_graph=True)
             results.append(torch.autograd.grad((gx.sin().sum() + gw.cos().sum()), (xx, ww)))
-        for a, b in zip(*results):
+        for a, b in zip(*results, strict=True):
             torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
@@ -237,13 +263,15 @@ def test_prelu_weight_gradient_does_not_depend_on_thread_count():
 
 # ---- The backward operators called directly ----
 
+
 def test_backward_operators_match_torch():
     g = generator(16)
     x = make_values((2, 5, 6, 7), torch.float32, g)
     grad = make_values(x.shape, torch.float32, g)
     w = torch.rand(5, generator=g)
-    assert_same_values(torch.ops.actx.leaky_relu_backward(grad, x, 0.1, False),
-                       torch.ops.aten.leaky_relu_backward(grad, x, 0.1, False))
+    assert_same_values(
+        torch.ops.actx.leaky_relu_backward(grad, x, 0.1, False), torch.ops.aten.leaky_relu_backward(grad, x, 0.1, False)
+    )
     gx, gw = torch.ops.actx.prelu_backward(grad, x, w)
     gx_ref, gw_ref = torch.ops.aten._prelu_kernel_backward(grad, x, w.reshape(1, 5, 1, 1))
     assert_same_values(gx, gx_ref)
@@ -252,12 +280,16 @@ def test_backward_operators_match_torch():
 
 # ---- Meta tensors ----
 
+
 @pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
 def test_meta_kernels_give_shapes_dtypes_and_strides(memory_format):
     x = torch.empty(2, 3, 4, 5, device="meta", dtype=torch.bfloat16).contiguous(memory_format=memory_format)
     w = torch.empty(3, device="meta", dtype=torch.float32)
-    for out in (torch.ops.actx.leaky_relu(x, 0.1), torch.ops.actx.prelu(x, w),
-                torch.ops.actx.leaky_relu_backward(x, x, 0.1, False)):
+    for out in (
+        torch.ops.actx.leaky_relu(x, 0.1),
+        torch.ops.actx.prelu(x, w),
+        torch.ops.actx.leaky_relu_backward(x, x, 0.1, False),
+    ):
         assert out.device.type == "meta" and out.shape == x.shape and out.dtype == x.dtype
         assert out.stride() == x.stride()
     gx, gw = torch.ops.actx.prelu_backward(x, x, w)
@@ -267,6 +299,7 @@ def test_meta_kernels_give_shapes_dtypes_and_strides(memory_format):
 
 
 # ---- opcheck: schema, autograd registration, fake tensors, AOT dispatch ----
+
 
 def finite_values(shape, dtype, g):
     # opcheck compares eager and traced outputs with NaN != NaN: finite values only.
@@ -282,8 +315,13 @@ def opcheck_samples():
             for w_shape, _ in prelu_weight_shapes(tuple(t.shape))[:3]:
                 w = torch.rand(w_shape, generator=g).to(dtype)
                 yield "prelu", (t, w)
-                yield "prelu", (t.detach().requires_grad_(dtype in (torch.float32, torch.float64)),
-                                w.detach().requires_grad_(dtype in (torch.float32, torch.float64)))
+                yield (
+                    "prelu",
+                    (
+                        t.detach().requires_grad_(dtype in (torch.float32, torch.float64)),
+                        w.detach().requires_grad_(dtype in (torch.float32, torch.float64)),
+                    ),
+                )
                 yield "prelu_backward", (finite_values(t.shape, dtype, g), t, w)
             yield "leaky_relu", (t, 0.1)
             yield "leaky_relu", (t.detach().requires_grad_(dtype in (torch.float32, torch.float64)), -0.3)

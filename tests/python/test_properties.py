@@ -6,8 +6,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import torch_ext  # noqa: F401
-from samples import (DTYPES, assert_same_values, assert_sum_close, prelu_reference, weight_grad_magnitude,
-                     weight_grad_reference)
+
+from samples import (
+    DTYPES,
+    assert_same_values,
+    assert_sum_close,
+    prelu_reference,
+    weight_grad_magnitude,
+    weight_grad_reference,
+)
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -49,7 +56,7 @@ def prelu_cases(draw):
     elif choice == "broadcast" and nd >= 2:
         k = draw(st.integers(2, nd))
         view = tuple(x.shape[d] if d >= nd - k and draw(st.booleans()) else 1 for d in range(nd))
-        w_shape = view[nd - k:]
+        w_shape = view[nd - k :]
     else:
         w_shape = draw(st.sampled_from([(), (1,)]))
         view = (1,) * nd
@@ -88,5 +95,6 @@ def test_prelu_backward_property(case):
     expected_gx = torch.where(x > 0, g.to(compute), wb * g.to(compute)).to(x.dtype)
     assert_same_values(gx, expected_gx)
     assert gw.shape == w.shape and gw.dtype == w.dtype
-    assert_sum_close(gw, weight_grad_reference(x, g, view, w.shape).to(w.dtype),
-                     weight_grad_magnitude(x, g, view, w.shape))
+    assert_sum_close(
+        gw, weight_grad_reference(x, g, view, w.shape).to(w.dtype), weight_grad_magnitude(x, g, view, w.shape)
+    )

@@ -10,17 +10,38 @@ import torch
 import torch.nn.functional as F
 
 import torch_ext  # noqa: F401
+
 from samples import assert_same_values, make_values
 
 OPERATORS = ["leaky_relu", "leaky_relu_", "leaky_relu_backward", "prelu", "prelu_backward"]
 
 
 def junk_values():
-    yield from [None, 0, 1.5, -1, True, "text", [1, 2], (), torch.tensor(1.0), torch.tensor([]),
-                torch.empty(0, 3), torch.randn(3), torch.randn(2, 3, 4), torch.arange(6),
-                torch.randn(4, dtype=torch.complex64), torch.randn(3, 1).expand(3, 5),
-                torch.randn(2, 3).half(), torch.ones(3, dtype=torch.bool), torch.eye(3).to_sparse(),
-                torch.randn(5, 5)[::2, ::3], torch.randn(1, 1, 1, 1), float("nan"), 1e300]
+    yield from [
+        None,
+        0,
+        1.5,
+        -1,
+        True,
+        "text",
+        [1, 2],
+        (),
+        torch.tensor(1.0),
+        torch.tensor([]),
+        torch.empty(0, 3),
+        torch.randn(3),
+        torch.randn(2, 3, 4),
+        torch.arange(6),
+        torch.randn(4, dtype=torch.complex64),
+        torch.randn(3, 1).expand(3, 5),
+        torch.randn(2, 3).half(),
+        torch.ones(3, dtype=torch.bool),
+        torch.eye(3).to_sparse(),
+        torch.randn(5, 5)[::2, ::3],
+        torch.randn(1, 1, 1, 1),
+        float("nan"),
+        1e300,
+    ]
 
 
 def test_every_operator_is_registered():
@@ -35,11 +56,16 @@ def test_fuzz_every_operator_with_junk_arguments():
     for name in OPERATORS:
         op = getattr(torch.ops.actx, name)
         for arity in range(0, 6):
-            combos = list(itertools.product(range(len(values)), repeat=arity)) if arity <= 2 else \
-                [tuple(rng.randrange(len(values)) for _ in range(arity)) for _ in range(300)]
+            combos = (
+                list(itertools.product(range(len(values)), repeat=arity))
+                if arity <= 2
+                else [tuple(rng.randrange(len(values)) for _ in range(arity)) for _ in range(300)]
+            )
             for combo in combos:
-                args = [values[i].clone() if isinstance(values[i], torch.Tensor) and not values[i].is_sparse
-                        else values[i] for i in combo]
+                args = [
+                    values[i].clone() if isinstance(values[i], torch.Tensor) and not values[i].is_sparse else values[i]
+                    for i in combo
+                ]
                 try:
                     op(*args)
                 except (RuntimeError, TypeError, ValueError, IndexError, NotImplementedError):
@@ -86,9 +112,11 @@ def test_same_inputs_give_the_same_bits_every_run(dtype):
         first = torch.ops.actx.prelu_backward(grad, x, w)
         for _ in range(3):
             again = torch.ops.actx.prelu_backward(grad, x, w)
-            for a, b in zip(first, again):
-                assert torch.equal(a.view(torch.int16 if dtype == torch.bfloat16 else torch.int32),
-                                   b.view(torch.int16 if dtype == torch.bfloat16 else torch.int32))
+            for a, b in zip(first, again, strict=True):
+                assert torch.equal(
+                    a.view(torch.int16 if dtype == torch.bfloat16 else torch.int32),
+                    b.view(torch.int16 if dtype == torch.bfloat16 else torch.int32),
+                )
 
 
 def test_thread_count_changes_weight_gradient_at_most_by_summation_order():
