@@ -1,11 +1,14 @@
-// Google Benchmark of the raw CPU element loops (no dispatcher, no allocation, no threads), for
-// tuning: each instruction set the CPU has, each dtype, forward and prelu backward, against
-// memcpy of the same bytes, at sizes that live in L2, in L3 and in memory.
+// Google Benchmark of the raw CPU element loops (no dispatcher, no allocation,
+// no threads), for tuning: each instruction set the CPU has, each dtype,
+// forward and prelu backward, against memcpy of the same bytes, at sizes that
+// live in L2, in L3 and in memory.
 //
-//   cmake --build build/cmake --target actx_kernels_bench && build/cmake/actx_kernels_bench
+//   cmake --build build/cmake --target actx_kernels_bench &&
+//   build/cmake/actx_kernels_bench
 //
-// Bytes per second count what a loop must move (forward: x in, out; backward: grad and x in,
-// grad_input out), so a loop at the copy's rate is at the memory roofline.
+// Bytes per second count what a loop must move (forward: x in, out; backward:
+// grad and x in, grad_input out), so a loop at the copy's rate is at the memory
+// roofline.
 
 #include <benchmark/benchmark.h>
 
@@ -36,7 +39,8 @@ bool cpu_supports(const std::string& level) {
   return true;
 }
 
-// Values of both signs for every storage type (the bits of small floats for the half types).
+// Values of both signs for every storage type (the bits of small floats for the
+// half types).
 template <class T>
 std::vector<T> random_values(int64_t n) {
   std::mt19937 rng(0);
@@ -47,7 +51,8 @@ std::vector<T> random_values(int64_t n) {
     if constexpr (std::is_same_v<T, Half16> || std::is_same_v<T, BFloat16>) {
       uint32_t bits;
       std::memcpy(&bits, &f, sizeof bits);
-      e.bits = static_cast<uint16_t>(bits >> 16); // a bfloat16; as a float16, some number
+      e.bits = static_cast<uint16_t>(
+          bits >> 16); // a bfloat16; as a float16, some number
     } else {
       e = static_cast<T>(f);
     }
@@ -57,10 +62,11 @@ std::vector<T> random_values(int64_t n) {
 
 constexpr int64_t kChannels = 64;
 
-// NCHW-like: runs of n / 64 elements share a weight; channels_last-like (range(1) == 1): element i
-// uses weight i % 64.
+// NCHW-like: runs of n / 64 elements share a weight; channels_last-like
+// (range(1) == 1): element i uses weight i % 64.
 Span span_of(const benchmark::State& state, int64_t n) {
-  return state.range(1) == 1 ? Span{kChannels, 1, 0, n} : Span{kChannels, n / kChannels, 0, n};
+  return state.range(1) == 1 ? Span{kChannels, 1, 0, n}
+                             : Span{kChannels, n / kChannels, 0, n};
 }
 
 template <class T>
@@ -71,7 +77,8 @@ void forward(benchmark::State& state, const KernelTable* table) {
   const std::vector<compute_t<T>> w(kChannels, compute_t<T>(0.25));
   const Span span = span_of(state, n);
   for (auto _ : state) {
-    actx::cpu::kernels_for<T>(*table).forward(x.data(), w.data(), out.data(), span);
+    actx::cpu::kernels_for<T>(*table).forward(
+        x.data(), w.data(), out.data(), span);
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }
@@ -88,7 +95,8 @@ void prelu_backward(benchmark::State& state, const KernelTable* table) {
   std::vector<compute_t<T>> gw(kChannels);
   const Span span = span_of(state, n);
   for (auto _ : state) {
-    actx::cpu::kernels_for<T>(*table).backward(g.data(), x.data(), w.data(), gx.data(), gw.data(), span);
+    actx::cpu::kernels_for<T>(*table).backward(
+        g.data(), x.data(), w.data(), gx.data(), gw.data(), span);
     benchmark::DoNotOptimize(gx.data());
     benchmark::DoNotOptimize(gw.data());
     benchmark::ClobberMemory();
@@ -112,12 +120,19 @@ void copy(benchmark::State& state) {
 const std::vector<int64_t> kSizes = {8 << 10, 256 << 10, 8 << 20, 64 << 20};
 
 template <class T>
-void register_dtype(const char* level, const KernelTable* table, const char* dtype) {
+void register_dtype(
+    const char* level,
+    const KernelTable* table,
+    const char* dtype) {
   for (const int64_t layout : {0, 1}) {
-    const std::string name = std::string(level) + "/" + dtype + (layout ? "/channels_last" : "/nchw");
+    const std::string name = std::string(level) + "/" + dtype +
+        (layout ? "/channels_last" : "/nchw");
     for (const int64_t bytes : kSizes) {
-      benchmark::RegisterBenchmark((name + "/forward").c_str(), forward<T>, table)->Args({bytes, layout});
-      benchmark::RegisterBenchmark((name + "/prelu_backward").c_str(), prelu_backward<T>, table)
+      benchmark::RegisterBenchmark(
+          (name + "/forward").c_str(), forward<T>, table)
+          ->Args({bytes, layout});
+      benchmark::RegisterBenchmark(
+          (name + "/prelu_backward").c_str(), prelu_backward<T>, table)
           ->Args({bytes, layout});
     }
   }

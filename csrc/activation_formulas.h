@@ -1,7 +1,9 @@
-// The formulas of actx, in one place, for CPU scalars, CPU vectors and CUDA threads alike.
-// torch's own rule: x > 0 picks the input branch; NaN and -0.0 take the slope branch.
-// Include it inside the namespace of a value type V that provides
-//   positive(V) -> mask, select(mask, V if_true, V if_false), zero_like(V), and V * V.
+// The formulas of actx, in one place, for CPU scalars, CPU vectors and CUDA
+// threads alike. torch's own rule: x > 0 picks the input branch; NaN and -0.0
+// take the slope branch. Include it inside the namespace of a value type V that
+// provides
+//   positive(V) -> mask, select(mask, V if_true, V if_false), zero_like(V), and
+//   V * V.
 
 // No include guard: included once per instruction set, in different namespaces.
 

@@ -5,7 +5,8 @@
 namespace actx {
 namespace nn {
 
-LeakyReLUImpl::LeakyReLUImpl(const LeakyReLUOptions& options_) : options(options_) {}
+LeakyReLUImpl::LeakyReLUImpl(const LeakyReLUOptions& options_)
+    : options(options_) {}
 
 at::Tensor LeakyReLUImpl::forward(at::Tensor input) {
   if (options.inplace()) {
@@ -27,7 +28,8 @@ PReLUImpl::PReLUImpl(const PReLUOptions& options_) : options(options_) {
 }
 
 void PReLUImpl::reset() {
-  weight = register_parameter("weight", torch::full({options.num_parameters()}, options.init()));
+  weight = register_parameter(
+      "weight", torch::full({options.num_parameters()}, options.init()));
 }
 
 at::Tensor PReLUImpl::forward(const at::Tensor& input) {
@@ -35,7 +37,8 @@ at::Tensor PReLUImpl::forward(const at::Tensor& input) {
 }
 
 void PReLUImpl::pretty_print(std::ostream& stream) const {
-  stream << "actx::nn::PReLU(num_parameters=" << options.num_parameters() << ")";
+  stream << "actx::nn::PReLU(num_parameters=" << options.num_parameters()
+         << ")";
 }
 
 } // namespace nn

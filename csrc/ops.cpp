@@ -1,5 +1,6 @@
-// The public C++ functions: each looks its operator up in the dispatcher once and calls it, so
-// that C++ users get the same autograd and backend selection as Python users.
+// The public C++ functions: each looks its operator up in the dispatcher once
+// and calls it, so that C++ users get the same autograd and backend selection
+// as Python users.
 
 #include <ATen/core/dispatch/Dispatcher.h>
 
@@ -9,15 +10,20 @@
 namespace actx {
 namespace {
 
-// The C++ signature comes from the declaration in actx.h (decltype), so it is written only there.
+// The C++ signature comes from the declaration in actx.h (decltype), so it is
+// written only there.
 template <class Signature>
 c10::TypedOperatorHandle<Signature> find_op(const char* name) {
-  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Signature>();
+  return c10::Dispatcher::singleton()
+      .findSchemaOrThrow(name, "")
+      .typed<Signature>();
 }
 
 } // namespace
 
-at::Tensor leaky_relu(const at::Tensor& self, const at::Scalar& negative_slope) {
+at::Tensor leaky_relu(
+    const at::Tensor& self,
+    const at::Scalar& negative_slope) {
   static const auto op = find_op<decltype(leaky_relu)>("actx::leaky_relu");
   return op.call(self, negative_slope);
 }
@@ -37,7 +43,8 @@ at::Tensor leaky_relu_backward(
     const at::Tensor& self,
     const at::Scalar& negative_slope,
     bool self_is_result) {
-  static const auto op = find_op<decltype(leaky_relu_backward)>("actx::leaky_relu_backward");
+  static const auto op =
+      find_op<decltype(leaky_relu_backward)>("actx::leaky_relu_backward");
   return op.call(grad_output, self, negative_slope, self_is_result);
 }
 
@@ -45,7 +52,8 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward(
     const at::Tensor& grad_output,
     const at::Tensor& self,
     const at::Tensor& weight) {
-  static const auto op = find_op<decltype(prelu_backward)>("actx::prelu_backward");
+  static const auto op =
+      find_op<decltype(prelu_backward)>("actx::prelu_backward");
   return op.call(grad_output, self, weight);
 }
 

@@ -1,7 +1,8 @@
 #pragma once
 
-// Argument checks and the prelu broadcast geometry, shared by every backend (CPU, CUDA, Meta), so
-// that all of them accept and reject the same inputs with the same words.
+// Argument checks and the prelu broadcast geometry, shared by every backend
+// (CPU, CUDA, Meta), so that all of them accept and reject the same inputs with
+// the same words.
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/Scalar.h>
@@ -13,44 +14,64 @@ namespace actx {
 using DimVector = c10::SmallVector<int64_t, 6>;
 using SymDimVector = c10::SmallVector<c10::SymInt, 6>;
 
-// `arg` of operator `op` must be a dense (strided) float32/float64/float16/bfloat16 tensor.
+// `arg` of operator `op` must be a dense (strided)
+// float32/float64/float16/bfloat16 tensor.
 void check_floating_input(const at::Tensor& t, const char* op, const char* arg);
 
 // negative_slope must be a real number.
 void check_slope(const at::Scalar& negative_slope, const char* op);
 
-// The target of an in-place write must not have elements that share memory (an expanded tensor).
+// The target of an in-place write must not have elements that share memory (an
+// expanded tensor).
 void check_no_internal_overlap(const at::Tensor& self, const char* op);
 
-// `other` must match `self` in shape, dtype and device (grad_output of the backward operators).
-void check_like_self(const at::Tensor& other, const at::Tensor& self, const char* op, const char* arg);
+// `other` must match `self` in shape, dtype and device (grad_output of the
+// backward operators).
+void check_like_self(
+    const at::Tensor& other,
+    const at::Tensor& self,
+    const char* op,
+    const char* arg);
 
-// Checks weight against self and returns weight's shape aligned to self: self.dim() entries, 1
-// where the weight does not vary. torch's rules for a 0-d/1-d weight (one element, or one per
-// channel along dim 1); a weight of two or more dims broadcasts numpy-style (right-aligned).
-// Symbolic sizes (torch.compile with dynamic shapes) are fine; the concrete version is for kernels.
-SymDimVector prelu_weight_sym_shape(const at::Tensor& self, const at::Tensor& weight, const char* op);
-DimVector prelu_weight_shape(const at::Tensor& self, const at::Tensor& weight, const char* op);
+// Checks weight against self and returns weight's shape aligned to self:
+// self.dim() entries, 1 where the weight does not vary. torch's rules for a
+// 0-d/1-d weight (one element, or one per channel along dim 1); a weight of two
+// or more dims broadcasts numpy-style (right-aligned). Symbolic sizes
+// (torch.compile with dynamic shapes) are fine; the concrete version is for
+// kernels.
+SymDimVector prelu_weight_sym_shape(
+    const at::Tensor& self,
+    const at::Tensor& weight,
+    const char* op);
+DimVector prelu_weight_shape(
+    const at::Tensor& self,
+    const at::Tensor& weight,
+    const char* op);
 
-// The dtype the kernels compute in: float for float16/bfloat16, else the input's own.
+// The dtype the kernels compute in: float for float16/bfloat16, else the
+// input's own.
 at::ScalarType compute_dtype(at::ScalarType input_dtype);
 
-// How the elements of a dense buffer find their weight: element i (in memory order) uses
-// weight[(i / inner) % channels]. When the weight's dims are not one contiguous run in the
-// output's memory order, the buffer is a copy of the input permuted to `order`.
+// How the elements of a dense buffer find their weight: element i (in memory
+// order) uses weight[(i / inner) % channels]. When the weight's dims are not
+// one contiguous run in the output's memory order, the buffer is a copy of the
+// input permuted to `order`.
 struct ChannelGeometry {
   int64_t channels = 1;
   int64_t inner = 1;
-  DimVector order;          // the buffer's dims, outermost first
-  bool memory_order = true; // the buffer has the output's own layout (no permuted copy)
+  DimVector order; // the buffer's dims, outermost first
+  bool memory_order =
+      true; // the buffer has the output's own layout (no permuted copy)
 };
 
-// `out` is dense (allocated by empty_like with preserved format); weight_shape from
-// prelu_weight_shape.
-ChannelGeometry plan_channels(const at::Tensor& out, at::IntArrayRef weight_shape);
+// `out` is dense (allocated by empty_like with preserved format); weight_shape
+// from prelu_weight_shape.
+ChannelGeometry plan_channels(
+    const at::Tensor& out,
+    at::IntArrayRef weight_shape);
 
-// `t` laid out exactly like `like` (a dense tensor): t itself when its strides already match,
-// else a copy.
+// `t` laid out exactly like `like` (a dense tensor): t itself when its strides
+// already match, else a copy.
 at::Tensor with_layout_of(const at::Tensor& t, const at::Tensor& like);
 
 } // namespace actx

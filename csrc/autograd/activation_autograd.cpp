@@ -1,13 +1,16 @@
-// Autograd for every actx operator, in C++ so that LibTorch and TorchScript users get gradients
-// too. Each Autograd kernel is written the way PyTorch's generated ones (VariableType) are: it
-// records a graph node that holds the saved tensors and the backward formula, runs the operator
-// below autograd, and computes the forward-mode tangent from the primals. Unlike a
-// torch::autograd::Function, this composes with torch.func (grad, vjp, jacrev, jvp, jacfwd, vmap
-// over them) and forward-mode AD: a Function runs its forward with grad mode off, which nested
-// functorch levels cannot see through, so functorch refuses it; and a C++ Function has no
-// forward-mode formula, so a tangent passed through it would be dropped without a word.
-// The formulas call the actx operators through the dispatcher, and those have Autograd kernels of
-// their own: double backward, and forward over reverse (hessians), come from the same code.
+// Autograd for every actx operator, in C++ so that LibTorch and TorchScript
+// users get gradients too. Each Autograd kernel is written the way PyTorch's
+// generated ones (VariableType) are: it records a graph node that holds the
+// saved tensors and the backward formula, runs the operator below autograd, and
+// computes the forward-mode tangent from the primals. Unlike a
+// torch::autograd::Function, this composes with torch.func (grad, vjp, jacrev,
+// jvp, jacfwd, vmap over them) and forward-mode AD: a Function runs its forward
+// with grad mode off, which nested functorch levels cannot see through, so
+// functorch refuses it; and a C++ Function has no forward-mode formula, so a
+// tangent passed through it would be dropped without a word. The formulas call
+// the actx operators through the dispatcher, and those have Autograd kernels of
+// their own: double backward, and forward over reverse (hessians), come from
+// the same code.
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/VariableTypeUtils.h>
@@ -30,32 +33,44 @@ namespace {
 
 using torch::autograd::SavedVariable;
 using torch::autograd::variable_list;
-// The scalar arguments a backward formula needs (a slope, a flag), in the order it reads them.
+// The scalar arguments a backward formula needs (a slope, a flag), in the order
+// it reads them.
 using Constants = std::vector<c10::IValue>;
 
 // ---- Backward formulas, one per operator ----
-// backward(saved, constants, grads) returns one gradient per differentiable input (undefined: none).
-// `grads` holds one gradient per output; an undefined one means zero.
+// backward(saved, constants, grads) returns one gradient per differentiable
+// input (undefined: none). `grads` holds one gradient per output; an undefined
+// one means zero.
 
 struct LeakyReluFormula {
   static constexpr const char* kName = "actx::LeakyReluBackward";
-  // saved: self (or, in place, the result); constants: negative_slope, self_is_result.
-  static variable_list backward(const variable_list& saved, const Constants& constants, const variable_list& grads) {
+  // saved: self (or, in place, the result); constants: negative_slope,
+  // self_is_result.
+  static variable_list backward(
+      const variable_list& saved,
+      const Constants& constants,
+      const variable_list& grads) {
     if (!grads[0].defined()) {
       return {at::Tensor()};
     }
-    return {actx::leaky_relu_backward(grads[0], saved[0], constants[0].toScalar(), constants[1].toBool())};
+    return {actx::leaky_relu_backward(
+        grads[0], saved[0], constants[0].toScalar(), constants[1].toBool())};
   }
 };
 
-// leaky_relu_backward(grad_output, self, ...) is linear in grad_output with the same mask; its
-// derivative in self is zero almost everywhere (torch's rule).
+// leaky_relu_backward(grad_output, self, ...) is linear in grad_output with the
+// same mask; its derivative in self is zero almost everywhere (torch's rule).
 struct LeakyReluBackwardFormula {
   static constexpr const char* kName = "actx::LeakyReluBackwardBackward";
-  // saved: self; constants: negative_slope, self_is_result. Inputs: grad_output, self.
-  static variable_list backward(const variable_list& saved, const Constants& constants, const variable_list& grads) {
-    variable_list result = LeakyReluFormula::backward(saved, constants, grads); // grad_output's
-    result.emplace_back(); // self's
+  // saved: self; constants: negative_slope, self_is_result. Inputs:
+  // grad_output, self.
+  static variable_list backward(
+      const variable_list& saved,
+      const Constants& constants,
+      const variable_list& grads) {
+    variable_list result =
+        LeakyReluFormula::backward(saved, constants, grads); // grad_output's
+    result.emplace_back();                                   // self's
     return result;
   }
 };
@@ -63,16 +78,21 @@ struct LeakyReluBackwardFormula {
 struct PreluFormula {
   static constexpr const char* kName = "actx::PreluBackward";
   // saved: self, weight. Inputs: self, weight.
-  static variable_list backward(const variable_list& saved, const Constants&, const variable_list& grads) {
+  static variable_list backward(
+      const variable_list& saved,
+      const Constants&,
+      const variable_list& grads) {
     if (!grads[0].defined()) {
       return {at::Tensor(), at::Tensor()};
     }
-    auto [grad_input, grad_weight] = actx::prelu_backward(grads[0], saved[0], saved[1]);
+    auto [grad_input, grad_weight] =
+        actx::prelu_backward(grads[0], saved[0], saved[1]);
     return {grad_input, grad_weight};
   }
 };
 
-// a + b where an undefined tensor stands for zero (a tangent or gradient that does not exist).
+// a + b where an undefined tensor stands for zero (a tangent or gradient that
+// does not exist).
 at::Tensor add_defined(const at::Tensor& a, const at::Tensor& b) {
   if (!a.defined()) {
     return b;
@@ -80,23 +100,33 @@ at::Tensor add_defined(const at::Tensor& a, const at::Tensor& b) {
   return b.defined() ? a + b : a;
 }
 
-// `shape`: the weight's shape aligned to the input (prelu_weight_sym_shape), computed once per
-// formula. A weight (or its gradient or tangent) reshaped to it broadcasts against the input.
+// `shape`: the weight's shape aligned to the input (prelu_weight_sym_shape),
+// computed once per formula. A weight (or its gradient or tangent) reshaped to
+// it broadcasts against the input.
 
 // Sums a term of the weight gradient to the weight's shape and dtype.
-at::Tensor sum_to_weight(const at::Tensor& term, const SymDimVector& shape, const at::Tensor& weight) {
-  return term.sum_to_size_symint(shape).reshape_symint(weight.sym_sizes()).to(weight.scalar_type());
+at::Tensor sum_to_weight(
+    const at::Tensor& term,
+    const SymDimVector& shape,
+    const at::Tensor& weight) {
+  return term.sum_to_size_symint(shape)
+      .reshape_symint(weight.sym_sizes())
+      .to(weight.scalar_type());
 }
 
-// The derivatives of prelu_backward(g, x, w) (prelu's second derivatives), in ATen operations,
-// themselves differentiable. prelu_backward computes
+// The derivatives of prelu_backward(g, x, w) (prelu's second derivatives), in
+// ATen operations, themselves differentiable. prelu_backward computes
 //   grad_input  = x > 0 ? g : w * g
 //   grad_weight = sum over the broadcast dims of (x > 0 ? 0 : x * g)
-// Either incoming gradient may be undefined (zero); its terms are then left out.
+// Either incoming gradient may be undefined (zero); its terms are then left
+// out.
 struct PreluBackwardFormula {
   static constexpr const char* kName = "actx::PreluBackwardBackward";
   // saved: grad_output, self, weight. Inputs: grad_output, self, weight.
-  static variable_list backward(const variable_list& saved, const Constants&, const variable_list& grads) {
+  static variable_list backward(
+      const variable_list& saved,
+      const Constants&,
+      const variable_list& grads) {
     const at::Tensor& g = saved[0];
     const at::Tensor& x = saved[1];
     const at::Tensor& weight = saved[2];
@@ -105,21 +135,34 @@ struct PreluBackwardFormula {
     if (!gg_input.defined() && !gg_weight.defined()) {
       return {at::Tensor(), at::Tensor(), at::Tensor()};
     }
-    const SymDimVector shape = prelu_weight_sym_shape(x, weight, "prelu_backward");
+    const SymDimVector shape =
+        prelu_weight_sym_shape(x, weight, "prelu_backward");
     const at::Tensor w = weight.reshape_symint(shape);
-    const at::Tensor gg_w = gg_weight.defined() ? gg_weight.reshape_symint(shape) : at::Tensor();
+    const at::Tensor gg_w =
+        gg_weight.defined() ? gg_weight.reshape_symint(shape) : at::Tensor();
     const at::Tensor positive = x > 0;
-    // d/dg: grad_input gives (x > 0 ? gg_input : w * gg_input); grad_weight gives x * gg_w on x <= 0.
+    // d/dg: grad_input gives (x > 0 ? gg_input : w * gg_input); grad_weight
+    // gives x * gg_w on x <= 0.
     const at::Tensor on_negative = add_defined(
-        gg_input.defined() ? w * gg_input : at::Tensor(), gg_w.defined() ? x * gg_w : at::Tensor());
+        gg_input.defined() ? w * gg_input : at::Tensor(),
+        gg_w.defined() ? x * gg_w : at::Tensor());
     const at::Tensor d_grad =
-        at::where(positive, gg_input.defined() ? gg_input : at::zeros_like(g), on_negative).to(g.scalar_type());
+        at::where(
+            positive,
+            gg_input.defined() ? gg_input : at::zeros_like(g),
+            on_negative)
+            .to(g.scalar_type());
     // d/dx: only grad_weight depends on x (away from 0): g * gg_w on x <= 0.
-    const at::Tensor d_self =
-        gg_w.defined() ? at::where(positive, at::zeros_like(x), g * gg_w).to(x.scalar_type()) : at::Tensor();
-    // d/dw: only grad_input depends on w: g * gg_input on x <= 0, summed to the weight's shape.
+    const at::Tensor d_self = gg_w.defined()
+        ? at::where(positive, at::zeros_like(x), g * gg_w).to(x.scalar_type())
+        : at::Tensor();
+    // d/dw: only grad_input depends on w: g * gg_input on x <= 0, summed to the
+    // weight's shape.
     const at::Tensor d_weight = gg_input.defined()
-        ? sum_to_weight(at::where(positive, at::zeros_like(x), g * gg_input), shape, weight)
+        ? sum_to_weight(
+              at::where(positive, at::zeros_like(x), g * gg_input),
+              shape,
+              weight)
         : at::Tensor();
     return {d_grad, d_self, d_weight};
   }
@@ -127,9 +170,10 @@ struct PreluBackwardFormula {
 
 // ---- The graph node ----
 
-// One call of an actx operator in the autograd graph: the tensors its formula reads, saved as
-// autograd saves them (checked against later in-place changes, saved-tensor hooks, freed after
-// backward unless retain_graph), and the scalar arguments it needs.
+// One call of an actx operator in the autograd graph: the tensors its formula
+// reads, saved as autograd saves them (checked against later in-place changes,
+// saved-tensor hooks, freed after backward unless retain_graph), and the scalar
+// arguments it needs.
 template <class Formula>
 class ActxNode final : public torch::autograd::TraceableFunction {
  public:
@@ -141,7 +185,10 @@ class ActxNode final : public torch::autograd::TraceableFunction {
     constants_ = std::move(constants);
   }
 
-  void save(const at::Tensor& t, bool is_output = false, bool is_inplace_on_view = false) {
+  void save(
+      const at::Tensor& t,
+      bool is_output = false,
+      bool is_inplace_on_view = false) {
     saved_.emplace_back(t, is_output, is_inplace_on_view);
     is_output_.push_back(is_output);
   }
@@ -158,9 +205,11 @@ class ActxNode final : public torch::autograd::TraceableFunction {
     }
   }
 
-  // Compiled autograd (torch._dynamo.config.compiled_autograd): what identifies this node for its
-  // cache, and the call of the formula that goes into its graph, as PyTorch's own nodes do it.
-  void compiled_args(torch::dynamo::autograd::CompiledNodeArgs& args) const override {
+  // Compiled autograd (torch._dynamo.config.compiled_autograd): what identifies
+  // this node for its cache, and the call of the formula that goes into its
+  // graph, as PyTorch's own nodes do it.
+  void compiled_args(
+      torch::dynamo::autograd::CompiledNodeArgs& args) const override {
     args.collect(std::string(Formula::kName));
     for (size_t k = 0; k < saved_.size(); ++k) {
       args.collect(saved_[k], is_output_[k]);
@@ -193,12 +242,22 @@ class ActxNode final : public torch::autograd::TraceableFunction {
     }
     const auto& python = torch::dynamo::autograd::getPyCompilerInterface();
     const std::string fn_name = python->bind_function(
-        saved.get_py_compiler(), Formula::kName, &apply_functional, schema,
-        /*is_custom_function=*/true, /*is_traceable=*/true);
-    const auto output_metadata = torch::dynamo::autograd::IValuePacker<std::vector<std::optional<
-        torch::autograd::InputMetadata>>>::pack(torch::dynamo::autograd::get_input_metadata(next_edges()));
-    auto results =
-        python->call_function(saved.get_py_compiler(), "apply_functional", fn_name, grads, args, output_metadata);
+        saved.get_py_compiler(),
+        Formula::kName,
+        &apply_functional,
+        schema,
+        /*is_custom_function=*/true,
+        /*is_traceable=*/true);
+    const auto output_metadata = torch::dynamo::autograd::IValuePacker<
+        std::vector<std::optional<torch::autograd::InputMetadata>>>::
+        pack(torch::dynamo::autograd::get_input_metadata(next_edges()));
+    auto results = python->call_function(
+        saved.get_py_compiler(),
+        "apply_functional",
+        fn_name,
+        grads,
+        args,
+        output_metadata);
     for (auto& s : saved_) {
       saved.after(s);
     }
@@ -209,7 +268,9 @@ class ActxNode final : public torch::autograd::TraceableFunction {
   }
 
  private:
-  static variable_list apply_functional(const variable_list& grads, const std::vector<c10::IValue>& args) {
+  static variable_list apply_functional(
+      const variable_list& grads,
+      const std::vector<c10::IValue>& args) {
     variable_list tensors;
     Constants constants;
     for (const auto& a : args) {
@@ -236,25 +297,27 @@ class ActxNode final : public torch::autograd::TraceableFunction {
   Constants constants_;
 };
 
-// The node of a call whose differentiable inputs are `inputs`, or null when none needs a gradient
-// (the usual case in inference: no allocation then).
+// The node of a call whose differentiable inputs are `inputs`, or null when
+// none needs a gradient (the usual case in inference: no allocation then).
 template <class Formula, class... Inputs>
 std::shared_ptr<ActxNode<Formula>> make_node(const Inputs&... inputs) {
   if (!torch::autograd::compute_requires_grad(inputs...)) {
     return nullptr;
   }
-  auto node = std::shared_ptr<ActxNode<Formula>>(new ActxNode<Formula>(), torch::autograd::deleteNode);
+  auto node = std::shared_ptr<ActxNode<Formula>>(
+      new ActxNode<Formula>(), torch::autograd::deleteNode);
   node->set_next_edges(torch::autograd::collect_next_edges(inputs...));
   return node;
 }
 
 // ---- Forward-mode AD ----
-// Forward-mode formulas are linear in the tangents; a tangent that does not exist contributes
-// nothing. torch's forward-mode formulas for prelu count x == 0 with the positive side (x >= 0)
-// where its backward formulas do not (x > 0); actx follows both, so that its tangents equal
-// torch's at 0 as well.
+// Forward-mode formulas are linear in the tangents; a tangent that does not
+// exist contributes nothing. torch's forward-mode formulas for prelu count x ==
+// 0 with the positive side (x >= 0) where its backward formulas do not (x > 0);
+// actx follows both, so that its tangents equal torch's at 0 as well.
 
-// The tangent of t at the forward-AD level (undefined: none), and t's primal value.
+// The tangent of t at the forward-AD level (undefined: none), and t's primal
+// value.
 at::Tensor tangent_of(const at::Tensor& t) {
   return t.defined() ? t._fw_grad(/*level=*/0) : at::Tensor();
 }
@@ -262,21 +325,29 @@ at::Tensor primal_of(const at::Tensor& t) {
   return t._fw_primal(/*level=*/0);
 }
 
-// The tangent of x > 0 ? a : w * a (prelu's output with a = x, its grad_input with a = grad_output),
-// given the tangents a_t and w_t (either may be undefined): x >= 0 ? a_t : w * a_t + w_t * a.
-// x, a, w are primals, w in the broadcast `shape`.
+// The tangent of x > 0 ? a : w * a (prelu's output with a = x, its grad_input
+// with a = grad_output), given the tangents a_t and w_t (either may be
+// undefined): x >= 0 ? a_t : w * a_t + w_t * a. x, a, w are primals, w in the
+// broadcast `shape`.
 at::Tensor masked_slope_tangent(
-    const at::Tensor& x, const at::Tensor& a, const at::Tensor& a_t, const at::Tensor& w, const at::Tensor& w_t,
+    const at::Tensor& x,
+    const at::Tensor& a,
+    const at::Tensor& a_t,
+    const at::Tensor& w,
+    const at::Tensor& w_t,
     const SymDimVector& shape) {
   const at::Tensor on_negative = add_defined(
       a_t.defined() ? w.reshape_symint(shape) * a_t : at::Tensor(),
       w_t.defined() ? w_t.reshape_symint(shape) * a : at::Tensor());
-  return at::where(x >= 0, a_t.defined() ? a_t : at::zeros_like(a), on_negative);
+  return at::where(
+      x >= 0, a_t.defined() ? a_t : at::zeros_like(a), on_negative);
 }
 
 // ---- Autograd kernels ----
 
-at::Tensor leaky_relu_autograd(const at::Tensor& self, const at::Scalar& negative_slope) {
+at::Tensor leaky_relu_autograd(
+    const at::Tensor& self,
+    const at::Scalar& negative_slope) {
   auto node = make_node<LeakyReluFormula>(self);
   if (node) {
     node->save_constants({negative_slope, /*self_is_result=*/false});
@@ -291,33 +362,45 @@ at::Tensor leaky_relu_autograd(const at::Tensor& self, const at::Scalar& negativ
     torch::autograd::set_history(result, node);
   }
   if (const at::Tensor t = tangent_of(self); t.defined()) {
-    result._set_fw_grad(actx::leaky_relu_backward(t, primal_of(self), negative_slope, false), 0, false);
+    result._set_fw_grad(
+        actx::leaky_relu_backward(t, primal_of(self), negative_slope, false),
+        0,
+        false);
   }
   return result;
 }
 
-at::Tensor& leaky_relu__autograd(at::Tensor& self, const at::Scalar& negative_slope) {
+at::Tensor& leaky_relu__autograd(
+    at::Tensor& self,
+    const at::Scalar& negative_slope) {
   const bool requires_grad = torch::autograd::compute_requires_grad(self);
-  // Checked before anything is written, so that a refused call leaves `self` as it was.
+  // Checked before anything is written, so that a refused call leaves `self` as
+  // it was.
   TORCH_CHECK(
       !requires_grad || !self.is_leaf(),
       "actx::leaky_relu_: a leaf tensor that requires grad cannot be modified in place; use "
       "actx::leaky_relu, or call it under torch.no_grad()");
-  // The input is overwritten, so backward reads the sign of x off the output: with a slope >= 0,
-  // out > 0 exactly where x > 0.
+  // The input is overwritten, so backward reads the sign of x off the output:
+  // with a slope >= 0, out > 0 exactly where x > 0.
   TORCH_CHECK(
-      !requires_grad || (!negative_slope.isComplex() && negative_slope.toDouble() >= 0.0),
+      !requires_grad ||
+          (!negative_slope.isComplex() && negative_slope.toDouble() >= 0.0),
       "actx::leaky_relu_: the backward pass of the in-place leaky_relu reads the sign of the input "
-      "off the output, which needs negative_slope >= 0; got negative_slope=", negative_slope,
+      "off the output, which needs negative_slope >= 0; got negative_slope=",
+      negative_slope,
       ". Use the out-of-place actx::leaky_relu when the slope is negative.");
   torch::autograd::check_inplace(self, requires_grad);
   auto node = requires_grad ? make_node<LeakyReluFormula>(self) : nullptr;
-  // The new tangent comes from the input, before it is overwritten (so any slope will do).
+  // The new tangent comes from the input, before it is overwritten (so any
+  // slope will do).
   const at::Tensor self_t = tangent_of(self);
-  const at::Tensor new_t =
-      self_t.defined() ? actx::leaky_relu_backward(self_t, primal_of(self), negative_slope, false) : at::Tensor();
+  const at::Tensor new_t = self_t.defined()
+      ? actx::leaky_relu_backward(
+            self_t, primal_of(self), negative_slope, false)
+      : at::Tensor();
   {
-    // Below autograd only: the ADInplaceOrView kernel bumps the version counter.
+    // Below autograd only: the ADInplaceOrView kernel bumps the version
+    // counter.
     at::AutoDispatchBelowAutograd guard;
     actx::leaky_relu_(self, negative_slope);
   }
@@ -327,15 +410,19 @@ at::Tensor& leaky_relu__autograd(at::Tensor& self, const at::Scalar& negative_sl
     node->save(self, /*is_output=*/true, /*is_inplace_on_view=*/self.is_view());
   }
   if (new_t.defined()) {
-    // An in-place op updates the tangent in place too (views of it see the change).
+    // An in-place op updates the tangent in place too (views of it see the
+    // change).
     self._set_fw_grad(self_t.copy_(new_t), 0, /*is_inplace_op=*/true);
   }
   return self;
 }
 
-// The in-place op bypasses ADInplaceOrView's fallthrough: bump the version counter here, as
-// ATen's in-place operators do, so that autograd sees saved tensors that were overwritten.
-at::Tensor& leaky_relu__inplace_or_view(at::Tensor& self, const at::Scalar& negative_slope) {
+// The in-place op bypasses ADInplaceOrView's fallthrough: bump the version
+// counter here, as ATen's in-place operators do, so that autograd sees saved
+// tensors that were overwritten.
+at::Tensor& leaky_relu__inplace_or_view(
+    at::Tensor& self,
+    const at::Scalar& negative_slope) {
   {
     at::AutoDispatchBelowADInplaceOrView guard;
     actx::leaky_relu_(self, negative_slope);
@@ -357,7 +444,8 @@ at::Tensor leaky_relu_backward_autograd(
   at::Tensor result;
   {
     at::AutoDispatchBelowADInplaceOrView guard;
-    result = actx::leaky_relu_backward(grad_output, self, negative_slope, self_is_result);
+    result = actx::leaky_relu_backward(
+        grad_output, self, negative_slope, self_is_result);
   }
   if (node) {
     torch::autograd::set_history(result, node);
@@ -365,7 +453,10 @@ at::Tensor leaky_relu_backward_autograd(
   // Linear in grad_output; self's tangent contributes zero almost everywhere.
   if (const at::Tensor t = tangent_of(grad_output); t.defined()) {
     result._set_fw_grad(
-        actx::leaky_relu_backward(t, primal_of(self), negative_slope, self_is_result), 0, false);
+        actx::leaky_relu_backward(
+            t, primal_of(self), negative_slope, self_is_result),
+        0,
+        false);
   }
   return result;
 }
@@ -389,7 +480,8 @@ at::Tensor prelu_autograd(const at::Tensor& self, const at::Tensor& weight) {
   if (self_t.defined() || weight_t.defined()) {
     const at::Tensor x = primal_of(self);
     const at::Tensor w = primal_of(weight);
-    const at::Tensor t = masked_slope_tangent(x, x, self_t, w, weight_t, prelu_weight_sym_shape(x, w, "prelu"));
+    const at::Tensor t = masked_slope_tangent(
+        x, x, self_t, w, weight_t, prelu_weight_sym_shape(x, w, "prelu"));
     result._set_fw_grad(t.to(result.scalar_type()), 0, false);
   }
   return result;
@@ -408,7 +500,8 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward_autograd(
   at::Tensor grad_input, grad_weight;
   {
     at::AutoDispatchBelowADInplaceOrView guard;
-    std::tie(grad_input, grad_weight) = actx::prelu_backward(grad_output, self, weight);
+    std::tie(grad_input, grad_weight) =
+        actx::prelu_backward(grad_output, self, weight);
   }
   if (node) {
     torch::autograd::set_history({grad_input, grad_weight}, node);
@@ -421,17 +514,23 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward_autograd(
     const at::Tensor x = primal_of(self);
     const at::Tensor w = primal_of(weight);
     const SymDimVector shape = prelu_weight_sym_shape(x, w, "prelu_backward");
-    // grad_input = x > 0 ? g : w * g (x's tangent contributes zero almost everywhere).
+    // grad_input = x > 0 ? g : w * g (x's tangent contributes zero almost
+    // everywhere).
     if (g_t.defined() || w_t.defined()) {
       const at::Tensor t = masked_slope_tangent(x, g, g_t, w, w_t, shape);
       grad_input._set_fw_grad(t.to(grad_input.scalar_type()), 0, false);
     }
-    // grad_weight = sum of (x > 0 ? 0 : x * g), whose tangent is the sum of x_t * g + x * g_t on
-    // x < 0.
+    // grad_weight = sum of (x > 0 ? 0 : x * g), whose tangent is the sum of x_t
+    // * g + x * g_t on x < 0.
     if (g_t.defined() || x_t.defined()) {
-      const at::Tensor term =
-          add_defined(x_t.defined() ? x_t * g : at::Tensor(), g_t.defined() ? x * g_t : at::Tensor());
-      grad_weight._set_fw_grad(sum_to_weight(at::where(x >= 0, at::zeros_like(term), term), shape, w), 0, false);
+      const at::Tensor term = add_defined(
+          x_t.defined() ? x_t * g : at::Tensor(),
+          g_t.defined() ? x * g_t : at::Tensor());
+      grad_weight._set_fw_grad(
+          sum_to_weight(
+              at::where(x >= 0, at::zeros_like(term), term), shape, w),
+          0,
+          false);
     }
   }
   return {grad_input, grad_weight};

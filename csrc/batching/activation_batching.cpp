@@ -1,18 +1,22 @@
-// Batching rules for vmap (torch.func.vmap and what is built on it: jacrev, jacfwd, hessian,
-// per-sample gradients): a vmapped actx call is one call on the whole batch. Without them
-// functorch falls back to one call per sample, with a performance warning.
-// Each rule unwraps the tensors batched at the current vmap level, puts their batch dim in front
-// (an unbatched tensor is expanded to the batch, a view), calls the operator on those physical
-// tensors and wraps its result, batched along dim 0. The prelu weight becomes a weight of the
-// physical input's rank, per sample, which actx's numpy-style weight broadcasting takes as it is.
+// Batching rules for vmap (torch.func.vmap and what is built on it: jacrev,
+// jacfwd, hessian, per-sample gradients): a vmapped actx call is one call on
+// the whole batch. Without them functorch falls back to one call per sample,
+// with a performance warning. Each rule unwraps the tensors batched at the
+// current vmap level, puts their batch dim in front (an unbatched tensor is
+// expanded to the batch, a view), calls the operator on those physical tensors
+// and wraps its result, batched along dim 0. The prelu weight becomes a weight
+// of the physical input's rank, per sample, which actx's numpy-style weight
+// broadcasting takes as it is.
 //
-// torch's functorch headers include <nlohmann/json.hpp>, which the torch wheel does not ship
-// (Debian: nlohmann-json3-dev, installed by scripts/bootstrap.sh). Without it the build stops here
-// with a message that says so, rather than leaving the rules out (vmap would fall back to one call
+// torch's functorch headers include <nlohmann/json.hpp>, which the torch wheel
+// does not ship (Debian: nlohmann-json3-dev, installed by
+// scripts/bootstrap.sh). Without it the build stops here with a message that
+// says so, rather than leaving the rules out (vmap would fall back to one call
 // per sample, and its tests would skip).
 
 #if !__has_include(<nlohmann/json.hpp>)
-#error "actx: <nlohmann/json.hpp> not found. torch's functorch headers, which actx's vmap batching rules include, need it and the torch wheel does not ship it: install it (Debian/Ubuntu: apt-get install nlohmann-json3-dev), or add the folder that holds nlohmann/json.hpp to CPLUS_INCLUDE_PATH"
+#error \
+    "actx: <nlohmann/json.hpp> not found. torch's functorch headers, which actx's vmap batching rules include, need it and the torch wheel does not ship it: install it (Debian/Ubuntu: apt-get install nlohmann-json3-dev), or add the folder that holds nlohmann/json.hpp to CPLUS_INCLUDE_PATH"
 #endif
 
 #include <ATen/ATen.h>
@@ -36,18 +40,22 @@ using at::functorch::unwrapTensorAtLevel;
 
 // Runs a rule below the batching key, at the current vmap level.
 struct BatchRuleScope {
-  c10::impl::ExcludeDispatchKeyGuard below_batching{c10::DispatchKey::FuncTorchBatched};
+  c10::impl::ExcludeDispatchKeyGuard below_batching{
+      c10::DispatchKey::FuncTorchBatched};
   int64_t level;
 
   BatchRuleScope() {
     const auto layer = at::functorch::maybeCurrentDynamicLayer();
-    TORCH_INTERNAL_ASSERT(layer.has_value(), "actx: a batching rule ran outside vmap");
+    TORCH_INTERNAL_ASSERT(
+        layer.has_value(), "actx: a batching rule ran outside vmap");
     level = layer->layerId();
   }
 };
 
 // The batch size at `level` of the first of `tensors` batched there.
-c10::SymInt batch_size(std::initializer_list<const at::Tensor*> tensors, int64_t level) {
+c10::SymInt batch_size(
+    std::initializer_list<const at::Tensor*> tensors,
+    int64_t level) {
   for (const at::Tensor* t : tensors) {
     auto [value, bdim] = unwrapTensorAtLevel(*t, level);
     if (bdim) {
@@ -57,38 +65,53 @@ c10::SymInt batch_size(std::initializer_list<const at::Tensor*> tensors, int64_t
   TORCH_INTERNAL_ASSERT(false, "actx: no batched argument");
 }
 
-// (leading, *sizes): the sizes of a physical tensor with a batch dim (or a dim of 1) in front.
-c10::SymDimVector with_leading(const c10::SymInt& leading, c10::SymIntArrayRef sizes) {
+// (leading, *sizes): the sizes of a physical tensor with a batch dim (or a dim
+// of 1) in front.
+c10::SymDimVector with_leading(
+    const c10::SymInt& leading,
+    c10::SymIntArrayRef sizes) {
   c10::SymDimVector result{leading};
   result.append(sizes.begin(), sizes.end());
   return result;
 }
 
-// `t` at `level` as a physical tensor (batch, *logical shape); an unbatched one expanded.
-at::Tensor batch_in_front(const at::Tensor& t, int64_t level, const c10::SymInt& batch) {
+// `t` at `level` as a physical tensor (batch, *logical shape); an unbatched one
+// expanded.
+at::Tensor batch_in_front(
+    const at::Tensor& t,
+    int64_t level,
+    const c10::SymInt& batch) {
   auto [value, bdim] = unwrapTensorAtLevel(t, level);
   if (bdim) {
     return value.movedim(*bdim, 0);
   }
-  return value.unsqueeze(0).expand_symint(with_leading(batch, value.sym_sizes()));
+  return value.unsqueeze(0).expand_symint(
+      with_leading(batch, value.sym_sizes()));
 }
 
-// The prelu weight as a physical weight for the physical input (batch, *self's logical shape):
-// (batch or 1, *weight's broadcast shape); one per sample (expanded) when per_sample.
+// The prelu weight as a physical weight for the physical input (batch, *self's
+// logical shape): (batch or 1, *weight's broadcast shape); one per sample
+// (expanded) when per_sample.
 at::Tensor physical_weight(
-    const at::Tensor& self, const at::Tensor& weight, int64_t level, const c10::SymInt& batch, bool per_sample,
+    const at::Tensor& self,
+    const at::Tensor& weight,
+    int64_t level,
+    const c10::SymInt& batch,
+    bool per_sample,
     const char* op) {
-  const SymDimVector shape = prelu_weight_sym_shape(self, weight, op); // logical, checked
+  const SymDimVector shape =
+      prelu_weight_sym_shape(self, weight, op); // logical, checked
   if (isBatchedAtLevel(weight, level)) {
-    return batch_in_front(weight, level, batch).reshape_symint(with_leading(batch, shape));
+    return batch_in_front(weight, level, batch)
+        .reshape_symint(with_leading(batch, shape));
   }
   const at::Tensor value = std::get<0>(unwrapTensorAtLevel(weight, level));
   const at::Tensor one = value.reshape_symint(with_leading(1, shape));
   return per_sample ? one.expand_symint(with_leading(batch, shape)) : one;
 }
 
-// A sample of rank 0 becomes (batch, 1), so that its weight has the two dims of a broadcast
-// weight; undone on the result.
+// A sample of rank 0 becomes (batch, 1), so that its weight has the two dims of
+// a broadcast weight; undone on the result.
 at::Tensor at_least_2d(const at::Tensor& t) {
   return t.dim() == 1 ? t.unsqueeze(-1) : t;
 }
@@ -96,17 +119,22 @@ at::Tensor like_logical(const at::Tensor& result, int64_t logical_rank) {
   return logical_rank == 0 ? result.squeeze(-1) : result;
 }
 
-at::Tensor leaky_relu_batched(const at::Tensor& self, const at::Scalar& negative_slope) {
+at::Tensor leaky_relu_batched(
+    const at::Tensor& self,
+    const at::Scalar& negative_slope) {
   const BatchRuleScope scope;
   if (!isBatchedAtLevel(self, scope.level)) {
     return actx::leaky_relu(self, negative_slope);
   }
   // Elementwise: the batch dim stays where it is.
   auto [value, bdim] = unwrapTensorAtLevel(self, scope.level);
-  return makeBatched(actx::leaky_relu(value, negative_slope), bdim, scope.level);
+  return makeBatched(
+      actx::leaky_relu(value, negative_slope), bdim, scope.level);
 }
 
-at::Tensor& leaky_relu__batched(at::Tensor& self, const at::Scalar& negative_slope) {
+at::Tensor& leaky_relu__batched(
+    at::Tensor& self,
+    const at::Scalar& negative_slope) {
   const BatchRuleScope scope;
   at::Tensor value = std::get<0>(unwrapTensorAtLevel(self, scope.level));
   actx::leaky_relu_(value, negative_slope);
@@ -119,23 +147,29 @@ at::Tensor leaky_relu_backward_batched(
     const at::Scalar& negative_slope,
     bool self_is_result) {
   const BatchRuleScope scope;
-  if (!isBatchedAtLevel(grad_output, scope.level) && !isBatchedAtLevel(self, scope.level)) {
-    return actx::leaky_relu_backward(grad_output, self, negative_slope, self_is_result);
+  if (!isBatchedAtLevel(grad_output, scope.level) &&
+      !isBatchedAtLevel(self, scope.level)) {
+    return actx::leaky_relu_backward(
+        grad_output, self, negative_slope, self_is_result);
   }
   const c10::SymInt batch = batch_size({&grad_output, &self}, scope.level);
   const at::Tensor result = actx::leaky_relu_backward(
-      batch_in_front(grad_output, scope.level, batch), batch_in_front(self, scope.level, batch), negative_slope,
+      batch_in_front(grad_output, scope.level, batch),
+      batch_in_front(self, scope.level, batch),
+      negative_slope,
       self_is_result);
   return makeBatched(result, 0, scope.level);
 }
 
 at::Tensor prelu_batched(const at::Tensor& self, const at::Tensor& weight) {
   const BatchRuleScope scope;
-  if (!isBatchedAtLevel(self, scope.level) && !isBatchedAtLevel(weight, scope.level)) {
+  if (!isBatchedAtLevel(self, scope.level) &&
+      !isBatchedAtLevel(weight, scope.level)) {
     return actx::prelu(self, weight);
   }
   const c10::SymInt batch = batch_size({&self, &weight}, scope.level);
-  const at::Tensor w = physical_weight(self, weight, scope.level, batch, /*per_sample=*/false, "prelu");
+  const at::Tensor w = physical_weight(
+      self, weight, scope.level, batch, /*per_sample=*/false, "prelu");
   const at::Tensor x = batch_in_front(self, scope.level, batch);
   const at::Tensor result = actx::prelu(at_least_2d(x), at_least_2d(w));
   return makeBatched(like_logical(result, self.dim()), 0, scope.level);
@@ -146,19 +180,26 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward_batched(
     const at::Tensor& self,
     const at::Tensor& weight) {
   const BatchRuleScope scope;
-  if (!isBatchedAtLevel(grad_output, scope.level) && !isBatchedAtLevel(self, scope.level) &&
+  if (!isBatchedAtLevel(grad_output, scope.level) &&
+      !isBatchedAtLevel(self, scope.level) &&
       !isBatchedAtLevel(weight, scope.level)) {
     return actx::prelu_backward(grad_output, self, weight);
   }
-  const c10::SymInt batch = batch_size({&grad_output, &self, &weight}, scope.level);
+  const c10::SymInt batch =
+      batch_size({&grad_output, &self, &weight}, scope.level);
   // One weight per sample, so that the weight gradient is summed per sample.
-  const at::Tensor w = physical_weight(self, weight, scope.level, batch, /*per_sample=*/true, "prelu_backward");
+  const at::Tensor w = physical_weight(
+      self, weight, scope.level, batch, /*per_sample=*/true, "prelu_backward");
   const at::Tensor g = batch_in_front(grad_output, scope.level, batch);
   const at::Tensor x = batch_in_front(self, scope.level, batch);
-  auto [grad_input, grad_weight] = actx::prelu_backward(at_least_2d(g), at_least_2d(x), at_least_2d(w));
+  auto [grad_input, grad_weight] =
+      actx::prelu_backward(at_least_2d(g), at_least_2d(x), at_least_2d(w));
   return {
       makeBatched(like_logical(grad_input, self.dim()), 0, scope.level),
-      makeBatched(grad_weight.reshape_symint(with_leading(batch, weight.sym_sizes())), 0, scope.level)};
+      makeBatched(
+          grad_weight.reshape_symint(with_leading(batch, weight.sym_sizes())),
+          0,
+          scope.level)};
 }
 
 } // namespace

@@ -1,5 +1,6 @@
-// The CPU backend: dtype dispatch, threading, and the fixed-order reduction of the prelu weight
-// gradient. The element loops themselves are in activation_kernel.h, one build per instruction set.
+// The CPU backend: dtype dispatch, threading, and the fixed-order reduction of
+// the prelu weight gradient. The element loops themselves are in
+// activation_kernel.h, one build per instruction set.
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -34,7 +35,8 @@ struct StorageOf<c10::BFloat16> {
 constexpr int64_t kGrain = 32768;
 // Runs of one weight shorter than this are slow in the broadcast loop...
 constexpr int64_t kMinRun = 64;
-// ...so they become per-element weights, a pattern repeated to at least this length.
+// ...so they become per-element weights, a pattern repeated to at least this
+// length.
 constexpr int64_t kMinPeriod = 256;
 // The most per-element weights built that way.
 constexpr int64_t kMaxExpandedWeights = int64_t{1} << 20;
@@ -45,27 +47,33 @@ int64_t ceil_div(int64_t a, int64_t b) {
   return (a + b - 1) / b;
 }
 
-// The weights as the loops read them, with what it takes to fold a gradient back to channels.
+// The weights as the loops read them, with what it takes to fold a gradient
+// back to channels.
 template <class acc_t>
 struct LoopWeights {
   const acc_t* data = nullptr;
   int64_t channels = 1;
   int64_t inner = 1;
-  bool expanded = false;     // short runs became per-element weights (see prepare_weights)
-  std::vector<acc_t> owned;  // owns `data` when the weights were rewritten
-  acc_t slope = 0;           // owns `data` for leaky_relu
+  bool expanded =
+      false; // short runs became per-element weights (see prepare_weights)
+  std::vector<acc_t> owned; // owns `data` when the weights were rewritten
+  acc_t slope = 0;          // owns `data` for leaky_relu
 };
 
-// Every NaN slope becomes the default quiet NaN: the products are NaN all the same, and the
-// bfloat16 rounding of the vector loops relies on NaNs with zero low bits (vec_avx2.h).
+// Every NaN slope becomes the default quiet NaN: the products are NaN all the
+// same, and the bfloat16 rounding of the vector loops relies on NaNs with zero
+// low bits (vec_avx2.h).
 template <class acc_t>
 acc_t canonical(acc_t w) {
   return std::isnan(w) ? std::numeric_limits<acc_t>::quiet_NaN() : w;
 }
 
-// The weights of the call as the compute type: a float16/bfloat16 weight converted on the way.
+// The weights of the call as the compute type: a float16/bfloat16 weight
+// converted on the way.
 template <class scalar_t, class acc_t>
-const acc_t* weights_as_compute_type(const ElementwiseCall& call, std::vector<acc_t>& converted) {
+const acc_t* weights_as_compute_type(
+    const ElementwiseCall& call,
+    std::vector<acc_t>& converted) {
   if (holds_compute_type(call.weight, call.self)) {
     return call.weight.const_data_ptr<acc_t>();
   }
@@ -90,7 +98,8 @@ void prepare_weights(const ElementwiseCall& call, LoopWeights<acc_t>& lw) {
   const bool short_runs = inner > 1 ? inner < kMinRun : channels < kMinPeriod;
   lw.expanded = short_runs && period <= kMaxExpandedWeights;
   if (lw.expanded) {
-    // Element i uses w[(i / inner) % channels] == expanded[i % (period * repeat)].
+    // Element i uses w[(i / inner) % channels] == expanded[i % (period *
+    // repeat)].
     const int64_t repeat = std::max<int64_t>(1, ceil_div(kMinPeriod, period));
     std::vector<acc_t> expanded(period * repeat);
     for (size_t j = 0; j < expanded.size(); ++j) {
@@ -116,15 +125,20 @@ void prepare_weights(const ElementwiseCall& call, LoopWeights<acc_t>& lw) {
   lw.data = w;
 }
 
-// Writes the weight gradient (one value per channel) into call.grad_weight, in its dtype.
+// Writes the weight gradient (one value per channel) into call.grad_weight, in
+// its dtype.
 template <class scalar_t, class acc_t>
-void store_weight_grad(const ElementwiseCall& call, const std::vector<acc_t>& values) {
+void store_weight_grad(
+    const ElementwiseCall& call,
+    const std::vector<acc_t>& values) {
   if (holds_compute_type(call.grad_weight, call.self)) {
     std::copy(values.begin(), values.end(), call.grad_weight.data_ptr<acc_t>());
   } else {
-    std::transform(values.begin(), values.end(), call.grad_weight.data_ptr<scalar_t>(), [](acc_t v) {
-      return static_cast<scalar_t>(v);
-    });
+    std::transform(
+        values.begin(),
+        values.end(),
+        call.grad_weight.data_ptr<scalar_t>(),
+        [](acc_t v) { return static_cast<scalar_t>(v); });
   }
 }
 
@@ -132,65 +146,95 @@ struct CpuBackend {
   static constexpr bool kComputes = true;
 
   static void forward(const ElementwiseCall& call) {
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, call.self.scalar_type(), "actx_cpu_forward", [&] {
-      using T = typename StorageOf<scalar_t>::type;
-      using acc_t = compute_t<T>;
-      LoopWeights<acc_t> lw;
-      prepare_weights<scalar_t>(call, lw);
-      const auto* x = reinterpret_cast<const T*>(call.self.const_data_ptr<scalar_t>());
-      auto* out = reinterpret_cast<T*>(call.out.data_ptr<scalar_t>());
-      const auto& kernels = kernels_for<T>(active_kernels());
-      at::parallel_for(0, call.out.numel(), kGrain, [&](int64_t begin, int64_t end) {
-        kernels.forward(x, lw.data, out, Span{lw.channels, lw.inner, begin, end});
-      });
-    });
+    AT_DISPATCH_FLOATING_TYPES_AND2(
+        at::kHalf,
+        at::kBFloat16,
+        call.self.scalar_type(),
+        "actx_cpu_forward",
+        [&] {
+          using T = typename StorageOf<scalar_t>::type;
+          using acc_t = compute_t<T>;
+          LoopWeights<acc_t> lw;
+          prepare_weights<scalar_t>(call, lw);
+          const auto* x =
+              reinterpret_cast<const T*>(call.self.const_data_ptr<scalar_t>());
+          auto* out = reinterpret_cast<T*>(call.out.data_ptr<scalar_t>());
+          const auto& kernels = kernels_for<T>(active_kernels());
+          at::parallel_for(
+              0, call.out.numel(), kGrain, [&](int64_t begin, int64_t end) {
+                kernels.forward(
+                    x, lw.data, out, Span{lw.channels, lw.inner, begin, end});
+              });
+        });
   }
 
   static void backward(const ElementwiseCall& call) {
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, call.self.scalar_type(), "actx_cpu_backward", [&] {
-      using T = typename StorageOf<scalar_t>::type;
-      using acc_t = compute_t<T>;
-      LoopWeights<acc_t> lw;
-      prepare_weights<scalar_t>(call, lw);
-      const auto* g = reinterpret_cast<const T*>(call.grad_output.const_data_ptr<scalar_t>());
-      const auto* x = reinterpret_cast<const T*>(call.self.const_data_ptr<scalar_t>());
-      auto* gx = reinterpret_cast<T*>(call.out.data_ptr<scalar_t>());
-      const auto& kernels = kernels_for<T>(active_kernels());
-      const int64_t n = call.out.numel();
-      if (!call.grad_weight.defined()) {
-        at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
-          kernels.backward(g, x, lw.data, gx, nullptr, Span{lw.channels, lw.inner, begin, end});
+    AT_DISPATCH_FLOATING_TYPES_AND2(
+        at::kHalf,
+        at::kBFloat16,
+        call.self.scalar_type(),
+        "actx_cpu_backward",
+        [&] {
+          using T = typename StorageOf<scalar_t>::type;
+          using acc_t = compute_t<T>;
+          LoopWeights<acc_t> lw;
+          prepare_weights<scalar_t>(call, lw);
+          const auto* g = reinterpret_cast<const T*>(
+              call.grad_output.const_data_ptr<scalar_t>());
+          const auto* x =
+              reinterpret_cast<const T*>(call.self.const_data_ptr<scalar_t>());
+          auto* gx = reinterpret_cast<T*>(call.out.data_ptr<scalar_t>());
+          const auto& kernels = kernels_for<T>(active_kernels());
+          const int64_t n = call.out.numel();
+          if (!call.grad_weight.defined()) {
+            at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
+              kernels.backward(
+                  g,
+                  x,
+                  lw.data,
+                  gx,
+                  nullptr,
+                  Span{lw.channels, lw.inner, begin, end});
+            });
+            return;
+          }
+          // One pass computes grad_input and per-chunk partial sums of the
+          // weight gradient. Chunks depend on the sizes alone, and partials are
+          // added in chunk order, so the result is the same bits for every
+          // thread count.
+          const int64_t period = lw.channels;
+          int64_t chunk = std::max(kGrain, ceil_div(n, 256));
+          if (ceil_div(n, chunk) * period > kMaxPartials) {
+            chunk = ceil_div(n, std::max<int64_t>(1, kMaxPartials / period));
+          }
+          const int64_t chunks = ceil_div(n, chunk);
+          std::vector<acc_t> partials(
+              static_cast<size_t>(chunks * period), acc_t(0));
+          at::parallel_for(0, chunks, 1, [&](int64_t first, int64_t last) {
+            for (int64_t k = first; k < last; ++k) {
+              const Span span{
+                  lw.channels,
+                  lw.inner,
+                  k * chunk,
+                  std::min(n, (k + 1) * chunk)};
+              kernels.backward(
+                  g, x, lw.data, gx, partials.data() + k * period, span);
+            }
+          });
+          std::vector<acc_t> grad_weight(
+              static_cast<size_t>(call.channels), acc_t(0));
+          for (int64_t j = 0; j < period; ++j) {
+            double sum = 0;
+            for (int64_t k = 0; k < chunks; ++k) {
+              sum += partials[k * period + j];
+            }
+            // Expanded weights fold back onto their channel.
+            const int64_t channel =
+                lw.expanded ? (j / call.inner) % call.channels : j;
+            grad_weight[channel] += static_cast<acc_t>(sum);
+          }
+          store_weight_grad<scalar_t>(call, grad_weight);
         });
-        return;
-      }
-      // One pass computes grad_input and per-chunk partial sums of the weight gradient. Chunks
-      // depend on the sizes alone, and partials are added in chunk order, so the result is the
-      // same bits for every thread count.
-      const int64_t period = lw.channels;
-      int64_t chunk = std::max(kGrain, ceil_div(n, 256));
-      if (ceil_div(n, chunk) * period > kMaxPartials) {
-        chunk = ceil_div(n, std::max<int64_t>(1, kMaxPartials / period));
-      }
-      const int64_t chunks = ceil_div(n, chunk);
-      std::vector<acc_t> partials(static_cast<size_t>(chunks * period), acc_t(0));
-      at::parallel_for(0, chunks, 1, [&](int64_t first, int64_t last) {
-        for (int64_t k = first; k < last; ++k) {
-          const Span span{lw.channels, lw.inner, k * chunk, std::min(n, (k + 1) * chunk)};
-          kernels.backward(g, x, lw.data, gx, partials.data() + k * period, span);
-        }
-      });
-      std::vector<acc_t> grad_weight(static_cast<size_t>(call.channels), acc_t(0));
-      for (int64_t j = 0; j < period; ++j) {
-        double sum = 0;
-        for (int64_t k = 0; k < chunks; ++k) {
-          sum += partials[k * period + j];
-        }
-        // Expanded weights fold back onto their channel.
-        const int64_t channel = lw.expanded ? (j / call.inner) % call.channels : j;
-        grad_weight[channel] += static_cast<acc_t>(sum);
-      }
-      store_weight_grad<scalar_t>(call, grad_weight);
-    });
   }
 };
 

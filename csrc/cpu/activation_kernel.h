@@ -1,10 +1,12 @@
-// The element loops of every actx operator, written once and compiled once per instruction set.
-// Include it after a vec_*.h header, inside the namespace of that instruction set; that header
-// defines, for each storage type T, a vector type Vec<T> (kLanes lanes of compute_t<T>) with
-//   load(const T*), store(T*, V) for the data; V::load_compute(const compute_t<T>*) and
-//   V::store_compute(compute_t<T>*, V) for per-element weights and weight-gradient sums;
-//   V::broadcast(c), V::zero(), operator*, operator+, reduce_add(V) -> compute_t<T>, and what
-//   activation_formulas.h needs. The scalar instruction set defines the same with one lane, so each
+// The element loops of every actx operator, written once and compiled once per
+// instruction set. Include it after a vec_*.h header, inside the namespace of
+// that instruction set; that header defines, for each storage type T, a vector
+// type Vec<T> (kLanes lanes of compute_t<T>) with
+//   load(const T*), store(T*, V) for the data; V::load_compute(const
+//   compute_t<T>*) and V::store_compute(compute_t<T>*, V) for per-element
+//   weights and weight-gradient sums; V::broadcast(c), V::zero(), operator*,
+//   operator+, reduce_add(V) -> compute_t<T>, and what activation_formulas.h
+//   needs. The scalar instruction set defines the same with one lane, so each
 //   formula is written once for scalars and vectors alike.
 
 // No include guard: included once per instruction set, in different namespaces.
@@ -13,9 +15,10 @@
 
 // ---- Loops ----
 
-// Data loads whose lane k holds element k, to meet per-element weights (V::load_compute) lane for
-// lane. load() may order lanes otherwise where that is cheaper (AVX2 bfloat16); such an
-// instruction set overloads these two, the others use load() and store() as they are.
+// Data loads whose lane k holds element k, to meet per-element weights
+// (V::load_compute) lane for lane. load() may order lanes otherwise where that
+// is cheaper (AVX2 bfloat16); such an instruction set overloads these two, the
+// others use load() and store() as they are.
 template <class T>
 inline Vec<T> load_in_order(const T* p) {
   return load(p);
@@ -25,8 +28,9 @@ inline void store_in_order(T* p, Vec<T> v) {
   store(p, v);
 }
 
-// A vector from fewer than kLanes elements (the rest zero), and its store back: data (T), in lane
-// order when kInOrder, and compute-type arrays (weights, weight-gradient sums).
+// A vector from fewer than kLanes elements (the rest zero), and its store back:
+// data (T), in lane order when kInOrder, and compute-type arrays (weights,
+// weight-gradient sums).
 template <class V, bool kInOrder = false, class T>
 inline V load_partial(const T* p, int64_t n) {
   T buffer[V::kLanes] = {};
@@ -71,10 +75,11 @@ inline void store_compute_partial(C* p, V v, int64_t n) {
   }
 }
 
-// Calls body(i, len, c, per_element) for runs [i, i + len) of span: with inner > 1 a run shares
-// the one weight w[c]; with inner == 1 a run is part of a row, and element i + k uses w[c + k].
-// The channel and the place in a run are divided out once and then counted: a division per run
-// costs as much as a run of a few dozen elements (channels_last with 64 channels).
+// Calls body(i, len, c, per_element) for runs [i, i + len) of span: with inner
+// > 1 a run shares the one weight w[c]; with inner == 1 a run is part of a row,
+// and element i + k uses w[c + k]. The channel and the place in a run are
+// divided out once and then counted: a division per run costs as much as a run
+// of a few dozen elements (channels_last with 64 channels).
 template <class Body>
 inline void for_each_run(Span s, Body body) {
   if (s.begin >= s.end) {
@@ -83,7 +88,8 @@ inline void for_each_run(Span s, Body body) {
   if (s.inner == 1) {
     int64_t c = s.begin % s.channels;
     for (int64_t i = s.begin; i < s.end; c = 0) {
-      const int64_t len = s.end - i < s.channels - c ? s.end - i : s.channels - c;
+      const int64_t len =
+          s.end - i < s.channels - c ? s.end - i : s.channels - c;
       body(i, len, c, true);
       i += len;
     }
@@ -91,7 +97,8 @@ inline void for_each_run(Span s, Body body) {
     int64_t c = (s.begin / s.inner) % s.channels;
     int64_t offset = s.begin % s.inner; // within the run of channel c
     for (int64_t i = s.begin; i < s.end; offset = 0) {
-      const int64_t len = s.end - i < s.inner - offset ? s.end - i : s.inner - offset;
+      const int64_t len =
+          s.end - i < s.inner - offset ? s.end - i : s.inner - offset;
       body(i, len, c, false);
       i += len;
       c = c + 1 == s.channels ? 0 : c + 1;
@@ -110,12 +117,17 @@ void forward_kernel(const T* x, const compute_t<T>* w, T* out, Span span) {
     if (per_element) {
       const compute_t<T>* wc = w + c;
       for (; k + L <= len; k += L) {
-        store_in_order(oi + k, activation(load_in_order(xi + k), V::load_compute(wc + k)));
+        store_in_order(
+            oi + k, activation(load_in_order(xi + k), V::load_compute(wc + k)));
       }
       if (k < len) {
         const int64_t n = len - k;
         store_partial<V, true>(
-            oi + k, activation(load_partial<V, true>(xi + k, n), load_compute_partial<V>(wc + k, n)), n);
+            oi + k,
+            activation(
+                load_partial<V, true>(xi + k, n),
+                load_compute_partial<V>(wc + k, n)),
+            n);
       }
     } else {
       const V slope = V::broadcast(w[c]);
@@ -123,14 +135,23 @@ void forward_kernel(const T* x, const compute_t<T>* w, T* out, Span span) {
         store(oi + k, activation(load(xi + k), slope));
       }
       if (k < len) {
-        store_partial(oi + k, activation(load_partial<V>(xi + k, len - k), slope), len - k);
+        store_partial(
+            oi + k,
+            activation(load_partial<V>(xi + k, len - k), slope),
+            len - k);
       }
     }
   });
 }
 
 template <class T, bool kWeightGrad>
-void backward_loop(const T* g, const T* x, const compute_t<T>* w, T* gx, compute_t<T>* gw, Span span) {
+void backward_loop(
+    const T* g,
+    const T* x,
+    const compute_t<T>* w,
+    T* gx,
+    compute_t<T>* gw,
+    Span span) {
   using V = Vec<T>;
   constexpr int64_t L = V::kLanes;
   for_each_run(span, [&](int64_t i, int64_t len, int64_t c, bool per_element) {
@@ -144,18 +165,26 @@ void backward_loop(const T* g, const T* x, const compute_t<T>* w, T* gx, compute
       for (; k + L <= len; k += L) {
         const V gv = load_in_order(gi + k);
         const V xv = load_in_order(xi + k);
-        store_in_order(gxi + k, activation_grad(gv, xv, V::load_compute(wc + k)));
+        store_in_order(
+            gxi + k, activation_grad(gv, xv, V::load_compute(wc + k)));
         if (kWeightGrad) {
-          V::store_compute(gwc + k, V::load_compute(gwc + k) + slope_grad(gv, xv));
+          V::store_compute(
+              gwc + k, V::load_compute(gwc + k) + slope_grad(gv, xv));
         }
       }
       if (k < len) {
         const int64_t n = len - k;
         const V gv = load_partial<V, true>(gi + k, n);
         const V xv = load_partial<V, true>(xi + k, n);
-        store_partial<V, true>(gxi + k, activation_grad(gv, xv, load_compute_partial<V>(wc + k, n)), n);
+        store_partial<V, true>(
+            gxi + k,
+            activation_grad(gv, xv, load_compute_partial<V>(wc + k, n)),
+            n);
         if (kWeightGrad) {
-          store_compute_partial(gwc + k, load_compute_partial<V>(gwc + k, n) + slope_grad(gv, xv), n);
+          store_compute_partial(
+              gwc + k,
+              load_compute_partial<V>(gwc + k, n) + slope_grad(gv, xv),
+              n);
         }
       }
     } else {
@@ -186,7 +215,13 @@ void backward_loop(const T* g, const T* x, const compute_t<T>* w, T* gx, compute
 }
 
 template <class T>
-void backward_kernel(const T* g, const T* x, const compute_t<T>* w, T* gx, compute_t<T>* gw, Span span) {
+void backward_kernel(
+    const T* g,
+    const T* x,
+    const compute_t<T>* w,
+    T* gx,
+    compute_t<T>* gw,
+    Span span) {
   if (gw != nullptr) {
     backward_loop<T, true>(g, x, w, gx, gw, span);
   } else {
@@ -200,6 +235,10 @@ constexpr Kernels<T> kernels() {
 }
 
 const KernelTable* kernel_table() {
-  static const KernelTable table{kernels<float>(), kernels<double>(), kernels<Half16>(), kernels<BFloat16>()};
+  static const KernelTable table{
+      kernels<float>(),
+      kernels<double>(),
+      kernels<Half16>(),
+      kernels<BFloat16>()};
   return &table;
 }

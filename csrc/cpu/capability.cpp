@@ -69,12 +69,18 @@ const Level* initial_level() {
   const Level* level = find_level(requested);
   if (level == nullptr) {
     TORCH_WARN(
-        "actx: ignoring ACTX_CPU_CAPABILITY=", requested, " (expected scalar, avx2 or avx512); using ",
+        "actx: ignoring ACTX_CPU_CAPABILITY=",
+        requested,
+        " (expected scalar, avx2 or avx512); using ",
         best->name);
     return best;
   }
   if (!level->supported()) {
-    TORCH_WARN("actx: ACTX_CPU_CAPABILITY=", requested, " is not supported by this CPU; using ", best->name);
+    TORCH_WARN(
+        "actx: ACTX_CPU_CAPABILITY=",
+        requested,
+        " is not supported by this CPU; using ",
+        best->name);
     return best;
   }
   return level;
@@ -100,11 +106,15 @@ std::string set_capability(const std::string& capability) {
   TORCH_CHECK(
       level != nullptr,
       "actx::_set_cpu_capability: expected `capability` to be scalar, avx2 or avx512, got '",
-      capability, "'");
+      capability,
+      "'");
   TORCH_CHECK(
       level->supported(),
-      "actx::_set_cpu_capability: this CPU (or this build) does not support '", capability,
-      "'; the best it supports is '", best_supported()->name, "'");
+      "actx::_set_cpu_capability: this CPU (or this build) does not support '",
+      capability,
+      "'; the best it supports is '",
+      best_supported()->name,
+      "'");
   current().store(level, std::memory_order_relaxed);
   return level->name;
 }

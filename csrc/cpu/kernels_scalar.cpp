@@ -1,4 +1,5 @@
-// The portable element loops, compiled with the baseline flags: what runs on any CPU.
+// The portable element loops, compiled with the baseline flags: what runs on
+// any CPU.
 #include "cpu/vec_scalar.h"
 
 namespace actx {

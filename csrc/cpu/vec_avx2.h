@@ -1,7 +1,7 @@
 #pragma once
 
-// 256-bit vectors for AVX2 + FMA + F16C: 8 floats or 4 doubles. Only compiled inside
-// kernels_avx2.cpp, whose functions all carry the avx2 target.
+// 256-bit vectors for AVX2 + FMA + F16C: 8 floats or 4 doubles. Only compiled
+// inside kernels_avx2.cpp, whose functions all carry the avx2 target.
 
 #include <immintrin.h>
 
@@ -64,7 +64,8 @@ inline VecF select(MaskF m, VecF a, VecF b) {
   return {_mm256_blendv_ps(b.v, a.v, m.m)};
 }
 inline float reduce_add(VecF a) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(a.v), _mm256_extractf128_ps(a.v, 1));
+  __m128 s =
+      _mm_add_ps(_mm256_castps256_ps128(a.v), _mm256_extractf128_ps(a.v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
@@ -83,7 +84,8 @@ inline VecD select(MaskD m, VecD a, VecD b) {
   return {_mm256_blendv_pd(b.v, a.v, m.m)};
 }
 inline double reduce_add(VecD a) {
-  __m128d s = _mm_add_pd(_mm256_castpd256_pd128(a.v), _mm256_extractf128_pd(a.v, 1));
+  __m128d s =
+      _mm_add_pd(_mm256_castpd256_pd128(a.v), _mm256_extractf128_pd(a.v, 1));
   return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
 }
 
@@ -94,13 +96,15 @@ inline VecD zero_like(VecD) {
   return VecD::zero();
 }
 
-// 16 bfloat16 values as two float vectors. load() fills them the cheap way: a 32-bit lane of the
-// loaded register holds elements 2j (low half) and 2j + 1 (high half), so a shift and a mask make
-// floats of them without crossing 128-bit lanes (half the instructions per element of unpacking,
-// and what bounds bfloat16 on AVX2): v0 holds elements 0, 2, ..., 14 and v1 elements 1, 3, ..., 15.
-// Where each element has its own weight, load_in_order() puts elements 0-7 in v0 and 8-15 in v1,
-// the order of the weights that load_compute() reads (one cross-lane permute more per load and per
-// store, instead of shuffling the weights and weight-gradient sums on every step).
+// 16 bfloat16 values as two float vectors. load() fills them the cheap way: a
+// 32-bit lane of the loaded register holds elements 2j (low half) and 2j + 1
+// (high half), so a shift and a mask make floats of them without crossing
+// 128-bit lanes (half the instructions per element of unpacking, and what
+// bounds bfloat16 on AVX2): v0 holds elements 0, 2, ..., 14 and v1 elements 1,
+// 3, ..., 15. Where each element has its own weight, load_in_order() puts
+// elements 0-7 in v0 and 8-15 in v1, the order of the weights that
+// load_compute() reads (one cross-lane permute more per load and per store,
+// instead of shuffling the weights and weight-gradient sums on every step).
 struct VecBF {
   static constexpr int64_t kLanes = 16;
   VecF v0;
@@ -164,21 +168,27 @@ inline VecD load(const double* p) {
   return {_mm256_loadu_pd(p)};
 }
 inline VecF load(const Half16* p) {
-  return {_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))};
+  return {
+      _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))};
 }
 inline VecBF load(const BFloat16* p) {
   const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  return {{_mm256_castsi256_ps(_mm256_slli_epi32(bits, 16))},
-          {_mm256_castsi256_ps(_mm256_and_si256(bits, _mm256_set1_epi32(static_cast<int>(0xFFFF0000u))))}};
+  return {
+      {_mm256_castsi256_ps(_mm256_slli_epi32(bits, 16))},
+      {_mm256_castsi256_ps(_mm256_and_si256(
+          bits, _mm256_set1_epi32(static_cast<int>(0xFFFF0000u))))}};
 }
 inline VecBF load_in_order(const BFloat16* p) {
-  // 64-bit quarters q0 q1 q2 q3 (elements 0-3, 4-7, 8-11, 12-15) to q0 q2 | q1 q3: unpacking the
-  // low halves of the 128-bit lanes then gives elements 0-7, the high halves 8-15.
+  // 64-bit quarters q0 q1 q2 q3 (elements 0-3, 4-7, 8-11, 12-15) to q0 q2 | q1
+  // q3: unpacking the low halves of the 128-bit lanes then gives elements 0-7,
+  // the high halves 8-15.
   const __m256i bits = _mm256_permute4x64_epi64(
-      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), _MM_SHUFFLE(3, 1, 2, 0));
+      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)),
+      _MM_SHUFFLE(3, 1, 2, 0));
   const __m256i zero = _mm256_setzero_si256();
-  return {{_mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, bits))},
-          {_mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, bits))}};
+  return {
+      {_mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, bits))},
+      {_mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, bits))}};
 }
 inline void store(float* p, VecF v) {
   _mm256_storeu_ps(p, v.v);
@@ -188,26 +198,37 @@ inline void store(double* p, VecD v) {
 }
 inline void store(Half16* p, VecF v) {
   _mm_storeu_si128(
-      reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(v.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+      reinterpret_cast<__m128i*>(p),
+      _mm256_cvtps_ph(v.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
-// Float bits rounded to nearest even at bit 16, as c10::BFloat16 does. No NaN case: a NaN whose
-// low 16 bits are zero stays NaN, and every NaN here is one (bfloat16 inputs, weights whose NaNs
-// the CPU backend made canonical, and the default NaN of 0 * inf).
+// Float bits rounded to nearest even at bit 16, as c10::BFloat16 does. No NaN
+// case: a NaN whose low 16 bits are zero stays NaN, and every NaN here is one
+// (bfloat16 inputs, weights whose NaNs the CPU backend made canonical, and the
+// default NaN of 0 * inf).
 inline __m256i round_to_bfloat16_bits(VecF v) {
   const __m256i bits = _mm256_castps_si256(v.v);
-  const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
-  return _mm256_add_epi32(bits, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7FFF)));
+  const __m256i lsb =
+      _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
+  return _mm256_add_epi32(
+      bits, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7FFF)));
 }
 inline void store(BFloat16* p, VecBF v) {
   const __m256i even = _mm256_srli_epi32(round_to_bfloat16_bits(v.v0), 16);
-  const __m256i odd = _mm256_and_si256(round_to_bfloat16_bits(v.v1), _mm256_set1_epi32(static_cast<int>(0xFFFF0000u)));
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm256_or_si256(even, odd));
+  const __m256i odd = _mm256_and_si256(
+      round_to_bfloat16_bits(v.v1),
+      _mm256_set1_epi32(static_cast<int>(0xFFFF0000u)));
+  _mm256_storeu_si256(
+      reinterpret_cast<__m256i*>(p), _mm256_or_si256(even, odd));
 }
 inline void store_in_order(BFloat16* p, VecBF v) {
-  // Packing works within 128-bit lanes (0-3 8-11 | 4-7 12-15); the permute restores the order.
+  // Packing works within 128-bit lanes (0-3 8-11 | 4-7 12-15); the permute
+  // restores the order.
   const __m256i packed = _mm256_packus_epi32(
-      _mm256_srli_epi32(round_to_bfloat16_bits(v.v0), 16), _mm256_srli_epi32(round_to_bfloat16_bits(v.v1), 16));
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm256_permute4x64_epi64(packed, _MM_SHUFFLE(3, 1, 2, 0)));
+      _mm256_srli_epi32(round_to_bfloat16_bits(v.v0), 16),
+      _mm256_srli_epi32(round_to_bfloat16_bits(v.v1), 16));
+  _mm256_storeu_si256(
+      reinterpret_cast<__m256i*>(p),
+      _mm256_permute4x64_epi64(packed, _MM_SHUFFLE(3, 1, 2, 0)));
 }
 
 } // namespace avx2

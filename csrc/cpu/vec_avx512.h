@@ -1,9 +1,11 @@
 #pragma once
 
-// 512-bit vectors for AVX-512 (F, BW, VL, DQ): 16 floats or 8 doubles. Only compiled inside
-// kernels_avx512.cpp, whose functions all carry the avx512 target.
+// 512-bit vectors for AVX-512 (F, BW, VL, DQ): 16 floats or 8 doubles. Only
+// compiled inside kernels_avx512.cpp, whose functions all carry the avx512
+// target.
 
-// The emulation test (tests/cpp/test_avx512_emulated.cpp) provides the intrinsics itself.
+// The emulation test (tests/cpp/test_avx512_emulated.cpp) provides the
+// intrinsics itself.
 #ifndef ACTX_EMULATED_AVX512
 #include <immintrin.h>
 #endif
@@ -105,10 +107,12 @@ inline VecD load(const double* p) {
   return {_mm512_loadu_pd(p)};
 }
 inline VecF load(const Half16* p) {
-  return {_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)))};
+  return {
+      _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)))};
 }
 inline VecF load(const BFloat16* p) {
-  const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  const __m512i wide = _mm512_cvtepu16_epi32(
+      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   return {_mm512_castsi512_ps(_mm512_slli_epi32(wide, 16))};
 }
 inline void store(float* p, VecF v) {
@@ -119,17 +123,21 @@ inline void store(double* p, VecD v) {
 }
 inline void store(Half16* p, VecF v) {
   _mm256_storeu_si256(
-      reinterpret_cast<__m256i*>(p), _mm512_cvtps_ph(v.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+      reinterpret_cast<__m256i*>(p),
+      _mm512_cvtps_ph(v.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
 // Round to nearest even, as c10::BFloat16 does (NaN becomes 0x7FC0).
 inline void store(BFloat16* p, VecF v) {
   const __m512i bits = _mm512_castps_si512(v.v);
-  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+  const __m512i lsb =
+      _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
   const __m512i bias = _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF));
   __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(bits, bias), 16);
   const __mmask16 is_number = _mm512_cmp_ps_mask(v.v, v.v, _CMP_ORD_Q);
-  rounded = _mm512_mask_blend_epi32(is_number, _mm512_set1_epi32(0x7FC0), rounded);
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(rounded));
+  rounded =
+      _mm512_mask_blend_epi32(is_number, _mm512_set1_epi32(0x7FC0), rounded);
+  _mm256_storeu_si256(
+      reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(rounded));
 }
 
 } // namespace avx512

@@ -1,8 +1,8 @@
 #pragma once
 
-// One-lane "vectors" for the scalar instruction set: the portable fallback, built with the
-// compiler's baseline flags. Half types convert through c10's own routines, so the scalar path
-// rounds exactly as PyTorch does.
+// One-lane "vectors" for the scalar instruction set: the portable fallback,
+// built with the compiler's baseline flags. Half types convert through c10's
+// own routines, so the scalar path rounds exactly as PyTorch does.
 
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
@@ -70,7 +70,8 @@ inline Lane<float> load(const Half16* p) {
   return {static_cast<float>(c10::Half(p->bits, c10::Half::from_bits()))};
 }
 inline Lane<float> load(const BFloat16* p) {
-  return {static_cast<float>(c10::BFloat16(p->bits, c10::BFloat16::from_bits()))};
+  return {
+      static_cast<float>(c10::BFloat16(p->bits, c10::BFloat16::from_bits()))};
 }
 inline void store(float* p, Lane<float> v) {
   *p = v.v;

@@ -1,7 +1,9 @@
 #pragma once
 
-// What the CPU and the OS support, read from CPUID and XCR0. GCC and Clang read them alike (Clang's
-// __builtin_cpu_supports does not know "f16c"). Used by capability.cpp and the kernels benchmark.
+// What the CPU and the OS support, read from CPUID and XCR0. GCC and Clang read
+// them alike (Clang's
+// __builtin_cpu_supports does not know "f16c"). Used by capability.cpp and the
+// kernels benchmark.
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <cpuid.h>
@@ -22,9 +24,11 @@ inline X86Features read_x86_features() {
   if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx) || !(ecx & bit_OSXSAVE)) {
     return features;
   }
-  const bool fma_f16c_avx = (ecx & bit_FMA) && (ecx & bit_F16C) && (ecx & bit_AVX);
-  // XCR0: the register state the OS saves on a context switch. AVX needs SSE and YMM state (bits 1
-  // and 2); AVX-512 also the opmask and the upper ZMM registers (bits 5 to 7).
+  const bool fma_f16c_avx =
+      (ecx & bit_FMA) && (ecx & bit_F16C) && (ecx & bit_AVX);
+  // XCR0: the register state the OS saves on a context switch. AVX needs SSE
+  // and YMM state (bits 1 and 2); AVX-512 also the opmask and the upper ZMM
+  // registers (bits 5 to 7).
   unsigned xcr0_low = 0, xcr0_high = 0;
   __asm__ volatile("xgetbv" : "=a"(xcr0_low), "=d"(xcr0_high) : "c"(0));
   const bool os_saves_ymm = (xcr0_low & 0x06) == 0x06;
@@ -33,8 +37,9 @@ inline X86Features read_x86_features() {
     return features;
   }
   features.avx2_fma_f16c = fma_f16c_avx && os_saves_ymm && (ebx & bit_AVX2);
-  features.avx512_f_bw_vl_dq = features.avx2_fma_f16c && os_saves_zmm && (ebx & bit_AVX512F) &&
-      (ebx & bit_AVX512BW) && (ebx & bit_AVX512VL) && (ebx & bit_AVX512DQ);
+  features.avx512_f_bw_vl_dq = features.avx2_fma_f16c && os_saves_zmm &&
+      (ebx & bit_AVX512F) && (ebx & bit_AVX512BW) && (ebx & bit_AVX512VL) &&
+      (ebx & bit_AVX512DQ);
 #endif
   return features;
 }

@@ -1,9 +1,10 @@
-// The CUDA backend. Forward and the leaky_relu backward are one elementwise kernel (16-byte loads
-// and stores where alignment allows, grid-stride, one index division per vector). The prelu
-// backward writes grad_input and reduces the weight gradient in the same pass, also with 16-byte
-// accesses where alignment allows: per-block partial sums in registers and shared memory, then a
-// second small kernel adds the partials of each channel in a fixed order, so the result is the
-// same bits on every run (no atomics).
+// The CUDA backend. Forward and the leaky_relu backward are one elementwise
+// kernel (16-byte loads and stores where alignment allows, grid-stride, one
+// index division per vector). The prelu backward writes grad_input and reduces
+// the weight gradient in the same pass, also with 16-byte accesses where
+// alignment allows: per-block partial sums in registers and shared memory, then
+// a second small kernel adds the partials of each channel in a fixed order, so
+// the result is the same bits on every run (no atomics).
 
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -46,7 +47,8 @@ struct alignas(sizeof(T) * N) Pack {
   T v[N];
 };
 
-// Elements per 16-byte access, and whether a buffer starts where such accesses may begin.
+// Elements per 16-byte access, and whether a buffer starts where such accesses
+// may begin.
 template <class T>
 constexpr int kVecOf = 16 / sizeof(T);
 inline bool aligned16(const void* p) {
@@ -61,9 +63,9 @@ int64_t ceil_div(int64_t a, int64_t b) {
   return (a + b - 1) / b;
 }
 
-// The prelu weight (or its gradient) as stored: in the input's type, or in the compute type (a
-// float32 weight of a float16/bfloat16 input). Read and written as the compute type. Null `data`:
-// no weight (leaky_relu).
+// The prelu weight (or its gradient) as stored: in the input's type, or in the
+// compute type (a float32 weight of a float16/bfloat16 input). Read and written
+// as the compute type. Null `data`: no weight (leaky_relu).
 template <class scalar_t>
 struct WeightRef {
   using acc_t = at::opmath_type<scalar_t>;
@@ -89,8 +91,8 @@ struct WeightRef {
   __device__ acc_t operator[](int64_t i) const {
     return visit([&](auto* p) { return static_cast<acc_t>(p[i]); });
   }
-  // Elements [i, i + N) in 16-byte loads (`data` 16-byte aligned, i a multiple of N), or one
-  // element per load where N elements are narrower than 16 bytes.
+  // Elements [i, i + N) in 16-byte loads (`data` 16-byte aligned, i a multiple
+  // of N), or one element per load where N elements are narrower than 16 bytes.
   template <int N>
   __device__ void load(int64_t i, acc_t (&a)[N]) const {
     visit([&](auto* p) {
@@ -99,7 +101,8 @@ struct WeightRef {
       static_assert(N % kPerLoad == 0, "whole loads");
 #pragma unroll
       for (int part = 0; part < N / kPerLoad; ++part) {
-        const Pack<W, kPerLoad> v = *reinterpret_cast<const Pack<W, kPerLoad>*>(p + i + part * kPerLoad);
+        const Pack<W, kPerLoad> v = *reinterpret_cast<const Pack<W, kPerLoad>*>(
+            p + i + part * kPerLoad);
 #pragma unroll
         for (int k = 0; k < kPerLoad; ++k) {
           a[part * kPerLoad + k] = static_cast<acc_t>(v.v[k]);
@@ -108,15 +111,18 @@ struct WeightRef {
     });
   }
   __device__ void store(int64_t i, acc_t value) const {
-    visit([&](auto* p) { p[i] = static_cast<std::remove_pointer_t<decltype(p)>>(value); });
+    visit([&](auto* p) {
+      p[i] = static_cast<std::remove_pointer_t<decltype(p)>>(value);
+    });
   }
 };
 
 // Elements [begin, begin + count * VEC) of the flat buffers; element i uses
-// weight[(i / inner) % channels], or `slope` when weight is null. kBackward: out = grad_input.
-// row_weights (inner == 1, channels a multiple of VEC, weight 16-byte aligned): the VEC elements
-// of a step use VEC neighbouring weights, read in 16-byte loads too (one scalar load per element
-// would cost a warp eight times the cache wavefronts of its data for bfloat16).
+// weight[(i / inner) % channels], or `slope` when weight is null. kBackward:
+// out = grad_input. row_weights (inner == 1, channels a multiple of VEC, weight
+// 16-byte aligned): the VEC elements of a step use VEC neighbouring weights,
+// read in 16-byte loads too (one scalar load per element would cost a warp
+// eight times the cache wavefronts of its data for bfloat16).
 template <class scalar_t, int VEC, bool kBackward, class index_t>
 __global__ void elementwise_kernel(
     const scalar_t* __restrict__ grad,
@@ -132,7 +138,9 @@ __global__ void elementwise_kernel(
   using acc_t = at::opmath_type<scalar_t>;
   using P = Pack<scalar_t, VEC>;
   const index_t stride = static_cast<index_t>(gridDim.x) * blockDim.x;
-  for (index_t v = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; v < count; v += stride) {
+  for (index_t v = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+       v < count;
+       v += stride) {
     const index_t i = begin + v * VEC;
     const P xv = *reinterpret_cast<const P*>(x + i);
     P gv;
@@ -166,7 +174,8 @@ __global__ void elementwise_kernel(
     for (int k = 0; k < VEC; ++k) {
       const acc_t xk = static_cast<acc_t>(xv.v[k]);
       result.v[k] = static_cast<scalar_t>(
-          kBackward ? activation_grad(static_cast<acc_t>(gv.v[k]), xk, a[k]) : activation(xk, a[k]));
+          kBackward ? activation_grad(static_cast<acc_t>(gv.v[k]), xk, a[k])
+                    : activation(xk, a[k]));
     }
     *reinterpret_cast<P*>(out + i) = result;
   }
@@ -174,26 +183,56 @@ __global__ void elementwise_kernel(
 
 template <class scalar_t, bool kBackward, class index_t>
 void launch_elementwise(
-    const scalar_t* grad, const scalar_t* x, WeightRef<scalar_t> weight, scalar_t* out,
-    at::opmath_type<scalar_t> slope, int64_t n, int64_t channels, int64_t inner) {
+    const scalar_t* grad,
+    const scalar_t* x,
+    WeightRef<scalar_t> weight,
+    scalar_t* out,
+    at::opmath_type<scalar_t> slope,
+    int64_t n,
+    int64_t channels,
+    int64_t inner) {
   constexpr int kVec = kVecOf<scalar_t>;
-  const bool vectorized = aligned16(x) && aligned16(out) && (!kBackward || aligned16(grad));
-  const bool row_weights = weight.data != nullptr && inner == 1 && channels % kVec == 0 && aligned16(weight.data);
+  const bool vectorized =
+      aligned16(x) && aligned16(out) && (!kBackward || aligned16(grad));
+  const bool row_weights = weight.data != nullptr && inner == 1 &&
+      channels % kVec == 0 && aligned16(weight.data);
   const int64_t vec_count = vectorized ? n / kVec : 0;
   const int64_t tail_begin = vec_count * kVec;
   auto stream = at::cuda::getCurrentCUDAStream();
   const int64_t max_blocks = static_cast<int64_t>(sm_count()) * 16;
   if (vec_count > 0) {
-    const int blocks = static_cast<int>(std::min(ceil_div(vec_count, kThreads), max_blocks));
-    elementwise_kernel<scalar_t, kVec, kBackward, index_t><<<blocks, kThreads, 0, stream>>>(
-        grad, x, weight, out, slope, 0, vec_count, channels, inner, row_weights);
+    const int blocks =
+        static_cast<int>(std::min(ceil_div(vec_count, kThreads), max_blocks));
+    elementwise_kernel<scalar_t, kVec, kBackward, index_t>
+        <<<blocks, kThreads, 0, stream>>>(
+            grad,
+            x,
+            weight,
+            out,
+            slope,
+            0,
+            vec_count,
+            channels,
+            inner,
+            row_weights);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
   if (tail_begin < n) {
     const int64_t count = n - tail_begin;
-    const int blocks = static_cast<int>(std::min(ceil_div(count, kThreads), max_blocks));
-    elementwise_kernel<scalar_t, 1, kBackward, index_t><<<blocks, kThreads, 0, stream>>>(
-        grad, x, weight, out, slope, tail_begin, count, channels, inner, false);
+    const int blocks =
+        static_cast<int>(std::min(ceil_div(count, kThreads), max_blocks));
+    elementwise_kernel<scalar_t, 1, kBackward, index_t>
+        <<<blocks, kThreads, 0, stream>>>(
+            grad,
+            x,
+            weight,
+            out,
+            slope,
+            tail_begin,
+            count,
+            channels,
+            inner,
+            false);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
 }
@@ -222,8 +261,8 @@ __device__ acc_t block_sum(acc_t value) {
   return total; // valid in thread 0
 }
 
-// grad_input of VEC elements from i on (16 bytes, aligned, when VEC > 1), and each one's term of
-// the weight gradient, element k with slope a[k].
+// grad_input of VEC elements from i on (16 bytes, aligned, when VEC > 1), and
+// each one's term of the weight gradient, element k with slope a[k].
 template <class scalar_t, int VEC>
 __device__ inline void backward_pack(
     const scalar_t* __restrict__ grad,
@@ -247,9 +286,10 @@ __device__ inline void backward_pack(
   *reinterpret_cast<P*>(grad_input + i) = result;
 }
 
-// Channel-major layout [outer, channels, inner] with a long inner run: block (c, s) covers
-// split s of channel c's plane (outer x inner), VEC elements at a time (inner is a multiple of
-// VEC), and writes one partial sum. Positions are counted, not divided out, per step.
+// Channel-major layout [outer, channels, inner] with a long inner run: block
+// (c, s) covers split s of channel c's plane (outer x inner), VEC elements at a
+// time (inner is a multiple of VEC), and writes one partial sum. Positions are
+// counted, not divided out, per step.
 template <class scalar_t, int VEC>
 __global__ void backward_channel_major_kernel(
     const scalar_t* __restrict__ grad,
@@ -270,18 +310,22 @@ __global__ void backward_channel_major_kernel(
     a[k] = weight[c];
   }
   acc_t sum = 0;
-  // In units of VEC elements: the plane has `plane / VEC` of them, a row of the plane `inner / VEC`.
+  // In units of VEC elements: the plane has `plane / VEC` of them, a row of the
+  // plane `inner / VEC`.
   const int64_t row_len = inner / VEC;
   const int64_t first = split * per_split;
-  const int64_t last = first + per_split < plane / VEC ? first + per_split : plane / VEC;
+  const int64_t last =
+      first + per_split < plane / VEC ? first + per_split : plane / VEC;
   int64_t p = first + threadIdx.x;
   if (p < last) {
     const int64_t o = p / row_len;
     int64_t r = p - o * row_len;
-    int64_t row_start = (o * channels + c) * inner; // element index of row o of channel c
+    int64_t row_start =
+        (o * channels + c) * inner; // element index of row o of channel c
     for (; p < last; p += blockDim.x) {
       acc_t terms[VEC];
-      backward_pack<scalar_t, VEC>(grad, x, grad_input, row_start + r * VEC, a, terms);
+      backward_pack<scalar_t, VEC>(
+          grad, x, grad_input, row_start + r * VEC, a, terms);
 #pragma unroll
       for (int k = 0; k < VEC; ++k) {
         sum += terms[k];
@@ -299,15 +343,16 @@ __global__ void backward_channel_major_kernel(
   }
 }
 
-// The column kernel's block: kColumnThreads threads side by side (coalesced along a row) times
-// kRowThreads threads down the rows of the block's tile.
+// The column kernel's block: kColumnThreads threads side by side (coalesced
+// along a row) times kRowThreads threads down the rows of the block's tile.
 constexpr int kColumnThreads = 32;
 constexpr int kRowThreads = kThreads / kColumnThreads;
 
-// Any layout, read as rows of `period` = channels * inner elements: column j of a block of
-// `width` = period * m columns always holds channel (j % period) / inner. Thread (tx, ty) owns VEC
-// neighbouring columns (width is a multiple of VEC) and every kRowThreads-th row of one tile down
-// them; shared memory then adds the kRowThreads sums of each column in a fixed order, and the block
+// Any layout, read as rows of `period` = channels * inner elements: column j of
+// a block of `width` = period * m columns always holds channel (j % period) /
+// inner. Thread (tx, ty) owns VEC neighbouring columns (width is a multiple of
+// VEC) and every kRowThreads-th row of one tile down them; shared memory then
+// adds the kRowThreads sums of each column in a fixed order, and the block
 // writes one partial per column and tile.
 template <class scalar_t, int VEC>
 __global__ void backward_columns_kernel(
@@ -325,7 +370,8 @@ __global__ void backward_columns_kernel(
   __shared__ acc_t column_sums[kRowThreads][kColumnThreads * VEC];
   const int tx = threadIdx.x % kColumnThreads;
   const int ty = threadIdx.x / kColumnThreads;
-  const int64_t j = (static_cast<int64_t>(blockIdx.x) * kColumnThreads + tx) * VEC;
+  const int64_t j =
+      (static_cast<int64_t>(blockIdx.x) * kColumnThreads + tx) * VEC;
   const int64_t tile = blockIdx.y;
   acc_t sums[VEC];
 #pragma unroll
@@ -340,9 +386,11 @@ __global__ void backward_columns_kernel(
     }
     const int64_t tile_end = (tile + 1) * rows_per_tile * width;
     const int64_t end = tile_end < n ? tile_end : n;
-    // n is a multiple of VEC here, so a row holds all of a thread's columns or none.
+    // n is a multiple of VEC here, so a row holds all of a thread's columns or
+    // none.
 #pragma unroll 4
-    for (int64_t i = (tile * rows_per_tile + ty) * width + j; i < end; i += kRowThreads * width) {
+    for (int64_t i = (tile * rows_per_tile + ty) * width + j; i < end;
+         i += kRowThreads * width) {
       acc_t terms[VEC];
       backward_pack<scalar_t, VEC>(grad, x, grad_input, i, a, terms);
 #pragma unroll
@@ -356,9 +404,11 @@ __global__ void backward_columns_kernel(
     column_sums[ty][tx * VEC + k] = sums[k];
   }
   __syncthreads();
-  // kThreads threads write the block's kColumnThreads * VEC partials, each summed in row order.
+  // kThreads threads write the block's kColumnThreads * VEC partials, each
+  // summed in row order.
   for (int col = threadIdx.x; col < kColumnThreads * VEC; col += kThreads) {
-    const int64_t column = static_cast<int64_t>(blockIdx.x) * kColumnThreads * VEC + col;
+    const int64_t column =
+        static_cast<int64_t>(blockIdx.x) * kColumnThreads * VEC + col;
     if (column < width) {
       acc_t total = 0;
       for (int row = 0; row < kRowThreads; ++row) {
@@ -369,9 +419,10 @@ __global__ void backward_columns_kernel(
   }
 }
 
-// grad_weight[c] = the sum of the partials of channel c, in a fixed order: block c's threads take
-// its terms in a fixed stride, then block_sum adds theirs. Partials are laid out as
-// [groups][width] and column j belongs to channel (j % period) / inner.
+// grad_weight[c] = the sum of the partials of channel c, in a fixed order:
+// block c's threads take its terms in a fixed stride, then block_sum adds
+// theirs. Partials are laid out as [groups][width] and column j belongs to
+// channel (j % period) / inner.
 template <class scalar_t, class acc_t = at::opmath_type<scalar_t>>
 __global__ void reduce_partials_kernel(
     const acc_t* __restrict__ partials,
@@ -381,13 +432,15 @@ __global__ void reduce_partials_kernel(
     int64_t period,
     int64_t inner) {
   const int64_t c = blockIdx.x;
-  const int64_t per_group = width / period * inner; // channel c's columns in one group
+  const int64_t per_group =
+      width / period * inner; // channel c's columns in one group
   acc_t sum = 0;
   for (int64_t t = threadIdx.x; t < groups * per_group; t += blockDim.x) {
     const int64_t g = t / per_group;
     const int64_t in_group = t - g * per_group;
     const int64_t run = in_group / inner;
-    sum += partials[g * width + run * period + c * inner + (in_group - run * inner)];
+    sum += partials
+        [g * width + run * period + c * inner + (in_group - run * inner)];
   }
   const acc_t total = block_sum(sum);
   if (threadIdx.x == 0) {
@@ -410,59 +463,97 @@ void launch_prelu_backward(const ElementwiseCall& call) {
   const int64_t channels = call.channels;
   const int64_t inner = call.inner;
   auto stream = at::cuda::getCurrentCUDAStream();
-  const auto acc_options = call.self.options().dtype(compute_dtype(call.self.scalar_type()));
+  const auto acc_options =
+      call.self.options().dtype(compute_dtype(call.self.scalar_type()));
   at::Tensor partials;
   int64_t groups, width, period, fold_inner;
   if (inner >= kChannelMajorMinInner) {
     const int64_t plane = n / channels;
-    // Splits depend on the sizes only (deterministic), enough blocks to fill the GPU.
-    const int64_t splits = std::max<int64_t>(1, std::min<int64_t>(ceil_div(plane, 8192), 65535));
+    // Splits depend on the sizes only (deterministic), enough blocks to fill
+    // the GPU.
+    const int64_t splits =
+        std::max<int64_t>(1, std::min<int64_t>(ceil_div(plane, 8192), 65535));
     const int64_t per_split = ceil_div(plane / VEC, splits);
     partials = at::empty({channels * splits}, acc_options);
-    const dim3 grid(static_cast<unsigned>(channels), static_cast<unsigned>(splits));
+    const dim3 grid(
+        static_cast<unsigned>(channels), static_cast<unsigned>(splits));
     backward_channel_major_kernel<scalar_t, VEC><<<grid, kThreads, 0, stream>>>(
-        g, x, w, gx, partials.data_ptr<acc_t>(), channels, inner, plane, per_split);
+        g,
+        x,
+        w,
+        gx,
+        partials.data_ptr<acc_t>(),
+        channels,
+        inner,
+        plane,
+        per_split);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
-    // partials[c * splits + s]: one "column" per channel, `splits` groups, read as width 1.
+    // partials[c * splits + s]: one "column" per channel, `splits` groups, read
+    // as width 1.
     groups = 1;
     width = channels * splits;
     period = width;
     fold_inner = splits;
   } else {
     period = channels * inner;
-    // Enough columns for a block's row of threads, and a multiple of VEC: m is the least such
-    // multiple of VEC / gcd(period, VEC) (1 when period already is a multiple of VEC; a larger m
-    // would only add partials).
+    // Enough columns for a block's row of threads, and a multiple of VEC: m is
+    // the least such multiple of VEC / gcd(period, VEC) (1 when period already
+    // is a multiple of VEC; a larger m would only add partials).
     const int64_t step = VEC / std::gcd<int64_t>(period, VEC);
-    const int64_t m = ceil_div(std::max<int64_t>(1, ceil_div(kColumnThreads * VEC, period)), step) * step;
+    const int64_t m =
+        ceil_div(
+            std::max<int64_t>(1, ceil_div(kColumnThreads * VEC, period)),
+            step) *
+        step;
     width = period * m;
-    // Tiles of about 32 rows: each partial then sums 32 elements per column, so the partials
-    // add a few percent to the traffic.
+    // Tiles of about 32 rows: each partial then sums 32 elements per column, so
+    // the partials add a few percent to the traffic.
     const int64_t rows = ceil_div(n, width);
     const int64_t max_tiles = std::max<int64_t>(1, (int64_t{1} << 22) / width);
-    const int64_t tiles = std::max<int64_t>(1, std::min<int64_t>({ceil_div(rows, 32), max_tiles, 65535}));
+    const int64_t tiles = std::max<int64_t>(
+        1, std::min<int64_t>({ceil_div(rows, 32), max_tiles, 65535}));
     const int64_t rows_per_tile = ceil_div(rows, tiles);
     partials = at::empty({tiles * width}, acc_options);
-    const dim3 grid(static_cast<unsigned>(ceil_div(width / VEC, kColumnThreads)), static_cast<unsigned>(tiles));
+    const dim3 grid(
+        static_cast<unsigned>(ceil_div(width / VEC, kColumnThreads)),
+        static_cast<unsigned>(tiles));
     backward_columns_kernel<scalar_t, VEC><<<grid, kThreads, 0, stream>>>(
-        g, x, w, gx, partials.data_ptr<acc_t>(), n, period, inner, width, rows_per_tile);
+        g,
+        x,
+        w,
+        gx,
+        partials.data_ptr<acc_t>(),
+        n,
+        period,
+        inner,
+        width,
+        rows_per_tile);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     groups = tiles;
     fold_inner = inner;
   }
-  reduce_partials_kernel<scalar_t><<<static_cast<unsigned>(channels), kThreads, 0, stream>>>(
-      partials.const_data_ptr<acc_t>(), gw, groups, width, period, fold_inner);
+  reduce_partials_kernel<scalar_t>
+      <<<static_cast<unsigned>(channels), kThreads, 0, stream>>>(
+          partials.const_data_ptr<acc_t>(),
+          gw,
+          groups,
+          width,
+          period,
+          fold_inner);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-// 16-byte accesses where every run of VEC elements is aligned and stays in one row: the buffers
-// start 16-byte aligned, and the element count (columns) or the row length (channel-major) is a
-// multiple of VEC. Otherwise one element per access.
+// 16-byte accesses where every run of VEC elements is aligned and stays in one
+// row: the buffers start 16-byte aligned, and the element count (columns) or
+// the row length (channel-major) is a multiple of VEC. Otherwise one element
+// per access.
 template <class scalar_t>
 void launch_prelu_backward(const ElementwiseCall& call) {
   constexpr int kVec = kVecOf<scalar_t>;
-  const int64_t run = call.inner >= kChannelMajorMinInner ? call.inner : call.out.numel();
-  if (run % kVec == 0 && aligned16(call.self.const_data_ptr()) && aligned16(call.grad_output.const_data_ptr()) &&
+  const int64_t run =
+      call.inner >= kChannelMajorMinInner ? call.inner : call.out.numel();
+  if (run % kVec == 0 && aligned16(call.self.const_data_ptr()) &&
+      aligned16(call.grad_output.const_data_ptr()) &&
       aligned16(call.out.const_data_ptr())) {
     launch_prelu_backward<scalar_t, kVec>(call);
   } else {
@@ -472,20 +563,25 @@ void launch_prelu_backward(const ElementwiseCall& call) {
 
 template <bool kBackward>
 void run_elementwise(const ElementwiseCall& call) {
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, call.self.scalar_type(), "actx_cuda", [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    const int64_t n = call.out.numel();
-    const scalar_t* g = kBackward ? call.grad_output.const_data_ptr<scalar_t>() : nullptr;
-    const WeightRef<scalar_t> w(call.weight, call.self);
-    const acc_t slope = call.weight.defined() ? acc_t(0) : call.slope.to<acc_t>();
-    const auto* x = call.self.const_data_ptr<scalar_t>();
-    auto* out = call.out.data_ptr<scalar_t>();
-    if (n <= std::numeric_limits<int32_t>::max() / 2) {
-      launch_elementwise<scalar_t, kBackward, uint32_t>(g, x, w, out, slope, n, call.channels, call.inner);
-    } else {
-      launch_elementwise<scalar_t, kBackward, int64_t>(g, x, w, out, slope, n, call.channels, call.inner);
-    }
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, call.self.scalar_type(), "actx_cuda", [&] {
+        using acc_t = at::opmath_type<scalar_t>;
+        const int64_t n = call.out.numel();
+        const scalar_t* g =
+            kBackward ? call.grad_output.const_data_ptr<scalar_t>() : nullptr;
+        const WeightRef<scalar_t> w(call.weight, call.self);
+        const acc_t slope =
+            call.weight.defined() ? acc_t(0) : call.slope.to<acc_t>();
+        const auto* x = call.self.const_data_ptr<scalar_t>();
+        auto* out = call.out.data_ptr<scalar_t>();
+        if (n <= std::numeric_limits<int32_t>::max() / 2) {
+          launch_elementwise<scalar_t, kBackward, uint32_t>(
+              g, x, w, out, slope, n, call.channels, call.inner);
+        } else {
+          launch_elementwise<scalar_t, kBackward, int64_t>(
+              g, x, w, out, slope, n, call.channels, call.inner);
+        }
+      });
 }
 
 struct CudaBackend {
@@ -502,9 +598,12 @@ struct CudaBackend {
       run_elementwise<true>(call);
       return;
     }
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, call.self.scalar_type(), "actx_cuda_backward", [&] {
-      launch_prelu_backward<scalar_t>(call);
-    });
+    AT_DISPATCH_FLOATING_TYPES_AND2(
+        at::kHalf,
+        at::kBFloat16,
+        call.self.scalar_type(),
+        "actx_cuda_backward",
+        [&] { launch_prelu_backward<scalar_t>(call); });
   }
 };
 

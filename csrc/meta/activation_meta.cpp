@@ -1,5 +1,6 @@
-// Meta kernels: the same checks and output shapes, dtypes and strides as the real backends, no
-// data. They serve fake tensors (torch.compile, torch.export) and shape inference.
+// Meta kernels: the same checks and output shapes, dtypes and strides as the
+// real backends, no data. They serve fake tensors (torch.compile, torch.export)
+// and shape inference.
 
 #include <torch/library.h>
 
@@ -21,8 +22,9 @@ TORCH_LIBRARY_IMPL(actx, Meta, m) {
   actx::register_backend<actx::MetaBackend>(m);
 }
 
-// Sparse and quantized tensors would otherwise meet the dispatcher's "Could not run" message; the
-// checks alone (no computation) give the error that names the argument and the expected layout.
+// Sparse and quantized tensors would otherwise meet the dispatcher's "Could not
+// run" message; the checks alone (no computation) give the error that names the
+// argument and the expected layout.
 TORCH_LIBRARY_IMPL(actx, SparseCPU, m) {
   actx::register_backend<actx::MetaBackend>(m);
 }

@@ -1,7 +1,9 @@
-// The AVX-512 element loops, run on any x86-64 CPU: SIMDe implements the AVX-512 intrinsics with
-// whatever the CPU has, so vec_avx512.h and activation_kernel.h are checked against the scalar
-// loops even where no AVX-512 hardware is at hand. (Where it is, the Python and C++ suites run the
-// real thing too.) This executable links neither libactx nor the native AVX-512 build.
+// The AVX-512 element loops, run on any x86-64 CPU: SIMDe implements the
+// AVX-512 intrinsics with whatever the CPU has, so vec_avx512.h and
+// activation_kernel.h are checked against the scalar loops even where no
+// AVX-512 hardware is at hand. (Where it is, the Python and C++ suites run the
+// real thing too.) This executable links neither libactx nor the native AVX-512
+// build.
 
 #define SIMDE_ENABLE_NATIVE_ALIASES
 #include <simde/x86/avx512.h>
@@ -36,7 +38,8 @@ inline simde__m256i cvtps_ph(simde__m512 v, int) {
   uint16_t out[16];
   simde_mm512_storeu_ps(in, v);
   for (int i = 0; i < 16; ++i) {
-    out[i] = std::isnan(in[i]) ? uint16_t(0x7E00) : c10::Half(in[i]).x; // NaN-ness is what counts
+    out[i] = std::isnan(in[i]) ? uint16_t(0x7E00)
+                               : c10::Half(in[i]).x; // NaN-ness is what counts
   }
   return simde_mm256_loadu_si256(reinterpret_cast<const simde__m256i*>(out));
 }
@@ -152,8 +155,15 @@ bool same(T a, T b) {
 template <class T>
 std::vector<T> random_values(int64_t n, std::mt19937& rng) {
   std::normal_distribution<float> normal;
-  const float specials[] = {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
-                            -std::numeric_limits<float>::infinity(), 0.0f, -0.0f, 1e-40f, -1e-40f, 3e38f};
+  const float specials[] = {
+      std::numeric_limits<float>::quiet_NaN(),
+      std::numeric_limits<float>::infinity(),
+      -std::numeric_limits<float>::infinity(),
+      0.0f,
+      -0.0f,
+      1e-40f,
+      -1e-40f,
+      3e38f};
   std::vector<T> v(n);
   for (int64_t i = 0; i < n; ++i) {
     v[i] = from_float<T>(i % 13 == 5 ? specials[(i / 13) % 8] : normal(rng));
@@ -167,9 +177,10 @@ void check_against_scalar() {
   const KernelTable& emulated = *avx512::kernel_table();
   const KernelTable& reference = *scalar::kernel_table();
   std::mt19937 rng(0);
-  // (channels, inner): one slope; per-element weights (inner 1, rows of odd and even lengths);
-  // runs of one weight shorter and longer than a vector.
-  const std::pair<int64_t, int64_t> geometries[] = {{1, 1000}, {37, 1}, {64, 1}, {5, 3}, {7, 40}, {3, 129}};
+  // (channels, inner): one slope; per-element weights (inner 1, rows of odd and
+  // even lengths); runs of one weight shorter and longer than a vector.
+  const std::pair<int64_t, int64_t> geometries[] = {
+      {1, 1000}, {37, 1}, {64, 1}, {5, 3}, {7, 40}, {3, 129}};
   for (const auto& [channels, inner] : geometries) {
     const int64_t n = channels * inner * 3 + 11;
     const auto x = random_values<T>(n, rng);
@@ -181,24 +192,31 @@ void check_against_scalar() {
     if (channels > 3) {
       w[3] = std::numeric_limits<C>::quiet_NaN();
     }
-    for (const auto& [begin, end] : {std::pair<int64_t, int64_t>{0, n}, {5, n - 7}, {1, 2}}) {
+    for (const auto& [begin, end] :
+         {std::pair<int64_t, int64_t>{0, n}, {5, n - 7}, {1, 2}}) {
       const Span span{channels, inner, begin, end};
-      std::vector<T> out_e(n, from_float<T>(7.0f)), out_r(n, from_float<T>(7.0f));
+      std::vector<T> out_e(n, from_float<T>(7.0f)),
+          out_r(n, from_float<T>(7.0f));
       kernels_for<T>(emulated).forward(x.data(), w.data(), out_e.data(), span);
       kernels_for<T>(reference).forward(x.data(), w.data(), out_r.data(), span);
       for (int64_t i = 0; i < n; ++i) {
-        ASSERT_TRUE(same(out_e[i], out_r[i])) << "forward, element " << i << " of span " << begin << ".." << end
-                                              << " (channels " << channels << ", inner " << inner << ")";
+        ASSERT_TRUE(same(out_e[i], out_r[i]))
+            << "forward, element " << i << " of span " << begin << ".." << end
+            << " (channels " << channels << ", inner " << inner << ")";
       }
-      std::vector<C> gw_e(channels, 0), gw_r(channels, 0), magnitude(channels, 0);
-      kernels_for<T>(emulated).backward(g.data(), x.data(), w.data(), out_e.data(), gw_e.data(), span);
-      kernels_for<T>(reference).backward(g.data(), x.data(), w.data(), out_r.data(), gw_r.data(), span);
+      std::vector<C> gw_e(channels, 0), gw_r(channels, 0),
+          magnitude(channels, 0);
+      kernels_for<T>(emulated).backward(
+          g.data(), x.data(), w.data(), out_e.data(), gw_e.data(), span);
+      kernels_for<T>(reference).backward(
+          g.data(), x.data(), w.data(), out_r.data(), gw_r.data(), span);
       for (int64_t i = 0; i < n; ++i) {
         ASSERT_TRUE(same(out_e[i], out_r[i])) << "grad_input, element " << i;
       }
       for (int64_t i = begin; i < end; ++i) {
         if (!(to_double(x[i]) > 0)) {
-          magnitude[(i / inner) % channels] += std::abs(to_double(x[i]) * to_double(g[i]));
+          magnitude[(i / inner) % channels] +=
+              std::abs(to_double(x[i]) * to_double(g[i]));
         }
       }
       for (int64_t c = 0; c < channels; ++c) {
@@ -206,7 +224,8 @@ void check_against_scalar() {
         if (std::isnan(a) || std::isnan(b) || std::isinf(a) || std::isinf(b)) {
           EXPECT_EQ(std::isnan(a), std::isnan(b)) << "grad_weight " << c;
         } else {
-          EXPECT_LE(std::abs(a - b), 1e-5 * magnitude[c] + 1e-30) << "grad_weight " << c;
+          EXPECT_LE(std::abs(a - b), 1e-5 * magnitude[c] + 1e-30)
+              << "grad_weight " << c;
         }
       }
     }

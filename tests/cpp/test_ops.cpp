@@ -1,4 +1,5 @@
-// The operators called from C++ through the dispatcher, with autograd, against ATen's built-ins.
+// The operators called from C++ through the dispatcher, with autograd, against
+// ATen's built-ins.
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -21,8 +22,12 @@ void expect_same_values(const at::Tensor& actual, const at::Tensor& expected) {
   const auto e = expected.contiguous();
   EXPECT_TRUE(at::equal(a.isnan(), e.isnan()));
   const auto mask = a.isnan().logical_not();
-  const auto int_type = a.element_size() == 8 ? at::kLong : a.element_size() == 4 ? at::kInt : at::kShort;
-  EXPECT_TRUE(at::equal(a.view(int_type).masked_select(mask), e.view(int_type).masked_select(mask)));
+  const auto int_type = a.element_size() == 8 ? at::kLong
+      : a.element_size() == 4                 ? at::kInt
+                                              : at::kShort;
+  EXPECT_TRUE(at::equal(
+      a.view(int_type).masked_select(mask),
+      e.view(int_type).masked_select(mask)));
 }
 
 std::string error_message(const std::function<void()>& f) {
@@ -58,8 +63,10 @@ TEST_P(CapabilityTest, ForwardMatchesAtenForEveryDtypeAndLayout) {
     x.view(-1).index_put_({1}, -0.0);
     x.view(-1).index_put_({2}, -std::numeric_limits<float>::infinity());
     const auto w = at::rand({3}, x.options());
-    for (const auto& input : {x, x.contiguous(at::MemoryFormat::ChannelsLast), x.transpose(1, 3)}) {
-      expect_same_values(actx::leaky_relu(input, 0.2), at::leaky_relu(input, 0.2));
+    for (const auto& input :
+         {x, x.contiguous(at::MemoryFormat::ChannelsLast), x.transpose(1, 3)}) {
+      expect_same_values(
+          actx::leaky_relu(input, 0.2), at::leaky_relu(input, 0.2));
       if (input.size(1) == 3) {
         expect_same_values(actx::prelu(input, w), at::prelu(input, w));
       }
@@ -67,7 +74,10 @@ TEST_P(CapabilityTest, ForwardMatchesAtenForEveryDtypeAndLayout) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllLevels, CapabilityTest, ::testing::Values("scalar", "avx2", "avx512"));
+INSTANTIATE_TEST_SUITE_P(
+    AllLevels,
+    CapabilityTest,
+    ::testing::Values("scalar", "avx2", "avx512"));
 
 TEST(Actx, DefaultArgumentIsTorchs) {
   const auto x = sample({64});
@@ -98,15 +108,16 @@ TEST(Actx, DoubleBackwardMatchesTorch) {
     auto w = w0.clone().requires_grad_();
     const auto y = use_actx ? actx::prelu(x, w) : at::prelu(x, w);
     auto grads = torch::autograd::grad({(y * y).sum()}, {x, w}, {}, true, true);
-    auto second = torch::autograd::grad({grads[0].sin().sum() + grads[1].cos().sum()}, {x, w});
+    auto second = torch::autograd::grad(
+        {grads[0].sin().sum() + grads[1].cos().sum()}, {x, w});
     results.insert(results.end(), second.begin(), second.end());
   }
   EXPECT_TRUE(at::allclose(results[0], results[2]));
   EXPECT_TRUE(at::allclose(results[1], results[3]));
 }
 
-// Forward-mode AD from C++ (what torch.autograd.forward_ad does in Python): dual tensors through
-// actx give ATen's tangents, bit for bit.
+// Forward-mode AD from C++ (what torch.autograd.forward_ad does in Python):
+// dual tensors through actx give ATen's tangents, bit for bit.
 TEST(Actx, ForwardModeTangentsMatchTorch) {
   at::manual_seed(3);
   const auto x = sample({3, 4, 5}, at::kDouble);
@@ -118,8 +129,10 @@ TEST(Actx, ForwardModeTangentsMatchTorch) {
   for (bool use_actx : {true, false}) {
     const auto xd = at::_make_dual(x, x_tangent, static_cast<int64_t>(level));
     const auto wd = at::_make_dual(w, w_tangent, static_cast<int64_t>(level));
-    const auto y = use_actx ? actx::prelu(actx::leaky_relu(xd, 0.1), wd) : at::prelu(at::leaky_relu(xd, 0.1), wd);
-    const auto tangent = std::get<1>(at::_unpack_dual(y, static_cast<int64_t>(level)));
+    const auto y = use_actx ? actx::prelu(actx::leaky_relu(xd, 0.1), wd)
+                            : at::prelu(at::leaky_relu(xd, 0.1), wd);
+    const auto tangent =
+        std::get<1>(at::_unpack_dual(y, static_cast<int64_t>(level)));
     ASSERT_TRUE(tangent.defined());
     tangents.push_back(tangent.clone());
   }
@@ -149,13 +162,23 @@ TEST(Actx, InplaceUnderAutogradMatchesTorch) {
 }
 
 TEST(Actx, BadInputsGiveClearErrors) {
-  EXPECT_NE(error_message([] { actx::prelu(sample({2, 3, 4}), at::rand({4})); })
-                .find("`weight` to have 1 element or one per channel"),
-            std::string::npos);
-  EXPECT_NE(error_message([] { actx::leaky_relu(at::arange(4), 0.1); }).find("got Long"), std::string::npos);
+  EXPECT_NE(
+      error_message([] {
+        actx::prelu(sample({2, 3, 4}), at::rand({4}));
+      }).find("`weight` to have 1 element or one per channel"),
+      std::string::npos);
+  EXPECT_NE(
+      error_message([] {
+        actx::leaky_relu(at::arange(4), 0.1);
+      }).find("got Long"),
+      std::string::npos);
   auto expanded = sample({3, 1}).expand({3, 4});
   const auto before = expanded.clone();
-  EXPECT_NE(error_message([&] { actx::leaky_relu_(expanded, 0.1); }).find("share memory"), std::string::npos);
+  EXPECT_NE(
+      error_message([&] {
+        actx::leaky_relu_(expanded, 0.1);
+      }).find("share memory"),
+      std::string::npos);
   EXPECT_TRUE(at::equal(expanded, before));
 }
 
@@ -163,9 +186,12 @@ TEST(Actx, BackwardOperatorsMatchAten) {
   const auto x = sample({2, 3, 4});
   const auto g = sample({2, 3, 4});
   const auto w = at::rand({3});
-  expect_same_values(actx::leaky_relu_backward(g, x, 0.2, false), at::leaky_relu_backward(g, x, 0.2, false));
+  expect_same_values(
+      actx::leaky_relu_backward(g, x, 0.2, false),
+      at::leaky_relu_backward(g, x, 0.2, false));
   const auto [gx, gw] = actx::prelu_backward(g, x, w);
-  const auto [gx_ref, gw_ref] = at::_prelu_kernel_backward(g, x, w.reshape({1, 3, 1}));
+  const auto [gx_ref, gw_ref] =
+      at::_prelu_kernel_backward(g, x, w.reshape({1, 3, 1}));
   expect_same_values(gx, gx_ref);
   EXPECT_TRUE(at::allclose(gw, gw_ref.sum(at::IntArrayRef{0, 2}), 1e-5, 1e-6));
 }
@@ -189,7 +215,8 @@ TEST(ActxCuda, MatchesCpuAndHasGradients) {
   const auto [gx, gw] = actx::prelu_backward(at::ones_like(x), x, w);
   expect_same_values(xc.grad().cpu(), gx);
   EXPECT_TRUE(at::allclose(wc.grad().cpu(), gw, 1e-4, 1e-3));
-  expect_same_values(actx::leaky_relu(xc.detach(), 0.2).cpu(), at::leaky_relu(x, 0.2));
+  expect_same_values(
+      actx::leaky_relu(xc.detach(), 0.2).cpu(), at::leaky_relu(x, 0.2));
 }
 
 } // namespace
@@ -201,12 +228,15 @@ namespace {
 TEST(ActxNn, ModulesMatchTorchNn) {
   const auto x = sample({2, 3, 5});
   actx::nn::LeakyReLU leaky(actx::nn::LeakyReLUOptions(0.2));
-  torch::nn::LeakyReLU torch_leaky(torch::nn::LeakyReLUOptions().negative_slope(0.2));
+  torch::nn::LeakyReLU torch_leaky(
+      torch::nn::LeakyReLUOptions().negative_slope(0.2));
   expect_same_values(leaky(x), torch_leaky(x));
   actx::nn::PReLU prelu(actx::nn::PReLUOptions().num_parameters(3).init(0.1));
-  torch::nn::PReLU torch_prelu(torch::nn::PReLUOptions().num_parameters(3).init(0.1));
+  torch::nn::PReLU torch_prelu(
+      torch::nn::PReLUOptions().num_parameters(3).init(0.1));
   expect_same_values(prelu(x), torch_prelu(x));
-  EXPECT_EQ(prelu->named_parameters().keys(), torch_prelu->named_parameters().keys());
+  EXPECT_EQ(
+      prelu->named_parameters().keys(), torch_prelu->named_parameters().keys());
   auto y = x.clone();
   actx::nn::LeakyReLU inplace(actx::nn::LeakyReLUOptions(0.2).inplace(true));
   EXPECT_TRUE(inplace(y).is_same(y));

@@ -1,7 +1,8 @@
 #pragma once
 
-// Public C++ API of actx. Every function calls its operator through the PyTorch dispatcher, so
-// autograd, device selection (CPU, CUDA) and tracing apply exactly as they do from Python.
+// Public C++ API of actx. Every function calls its operator through the PyTorch
+// dispatcher, so autograd, device selection (CPU, CUDA) and tracing apply
+// exactly as they do from Python.
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/Scalar.h>
@@ -14,18 +15,24 @@
 namespace actx {
 
 // f(x) = x > 0 ? x : negative_slope * x, with the slope a fixed hyperparameter.
-ACTX_API at::Tensor leaky_relu(const at::Tensor& self, const at::Scalar& negative_slope = 0.01);
+ACTX_API at::Tensor leaky_relu(
+    const at::Tensor& self,
+    const at::Scalar& negative_slope = 0.01);
 
-// In-place leaky_relu. Under autograd it needs negative_slope >= 0, since the backward pass reads
-// the sign of x off the output.
-ACTX_API at::Tensor& leaky_relu_(at::Tensor& self, const at::Scalar& negative_slope = 0.01);
+// In-place leaky_relu. Under autograd it needs negative_slope >= 0, since the
+// backward pass reads the sign of x off the output.
+ACTX_API at::Tensor& leaky_relu_(
+    at::Tensor& self,
+    const at::Scalar& negative_slope = 0.01);
 
-// f(x) = x > 0 ? x : weight * x with a learned weight: one element, self.size(1) elements, or (two
-// or more dims) a weight that broadcasts to self numpy-style.
+// f(x) = x > 0 ? x : weight * x with a learned weight: one element,
+// self.size(1) elements, or (two or more dims) a weight that broadcasts to self
+// numpy-style.
 ACTX_API at::Tensor prelu(const at::Tensor& self, const at::Tensor& weight);
 
-// The backward operators, exposed for C++ users, TorchScript and double backward.
-// self_is_result: `self` holds the output of an in-place call rather than its input.
+// The backward operators, exposed for C++ users, TorchScript and double
+// backward. self_is_result: `self` holds the output of an in-place call rather
+// than its input.
 ACTX_API at::Tensor leaky_relu_backward(
     const at::Tensor& grad_output,
     const at::Tensor& self,
@@ -37,10 +44,12 @@ ACTX_API std::tuple<at::Tensor, at::Tensor> prelu_backward(
     const at::Tensor& self,
     const at::Tensor& weight);
 
-// The CPU instruction set the kernels use: "scalar", "avx2" or "avx512". The default is the best
-// this CPU supports, or the environment variable ACTX_CPU_CAPABILITY when set.
+// The CPU instruction set the kernels use: "scalar", "avx2" or "avx512". The
+// default is the best this CPU supports, or the environment variable
+// ACTX_CPU_CAPABILITY when set.
 ACTX_API std::string cpu_capability();
-// Chooses the instruction set (tests use it to cover every level); returns the one in force.
+// Chooses the instruction set (tests use it to cover every level); returns the
+// one in force.
 ACTX_API std::string set_cpu_capability(const std::string& capability);
 
 } // namespace actx

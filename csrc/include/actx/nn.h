@@ -1,7 +1,8 @@
 #pragma once
 
-// torch::nn-style modules for LibTorch applications: actx::nn::LeakyReLU and actx::nn::PReLU,
-// with options like torch::nn::LeakyReLUOptions and torch::nn::PReLUOptions.
+// torch::nn-style modules for LibTorch applications: actx::nn::LeakyReLU and
+// actx::nn::PReLU, with options like torch::nn::LeakyReLUOptions and
+// torch::nn::PReLUOptions.
 
 #include <torch/nn/cloneable.h>
 #include <torch/nn/pimpl.h>
@@ -15,7 +16,8 @@ namespace actx {
 namespace nn {
 
 struct ACTX_API LeakyReLUOptions {
-  /* implicit */ LeakyReLUOptions(double negative_slope = 1e-2) : negative_slope_(negative_slope) {}
+  /* implicit */ LeakyReLUOptions(double negative_slope = 1e-2)
+      : negative_slope_(negative_slope) {}
   TORCH_ARG(double, negative_slope);
   TORCH_ARG(bool, inplace) = false;
 };
