@@ -1,15 +1,23 @@
 # make demo   - the main job: LeakyReLU or PReLU? (builds what it needs first)
-# make test   - every test: pytest (Python) and ctest (C++ / GoogleTest)
+# make test   - every test: pytest (Python, against the installed wheel), ctest (C++ / GoogleTest,
+#               built with g++ and again with clang++), and the lint checks
+# make wheel  - dist/actx-*.whl; make install puts it into .venv
 # make bench  - the CPU benchmark against torch's built-ins and the copy roofline
+# make bench-compile - compiled models (torch.compile) with torch's and actx's activations
 # make test-slow - the tests on tensors of more than 2**31 elements
 # make sanitize  - the C++ tests under AddressSanitizer and UndefinedBehaviorSanitizer
+# make lint / make format - ruff and clang-format: check / apply
 # Every target bootstraps the machine (scripts/bootstrap.sh) and is safe to rerun.
 
 PYTHON := .venv/bin/python
 BOOTSTRAP_STAMP := .venv/.actx-bootstrapped
 CMAKE_BUILD_DIR := build/cmake
+TORCH_CMAKE_PREFIX = $$($(PYTHON) -c 'import torch; print(torch.utils.cmake_prefix_path)')
+# The C++ and CUDA files that clang-format keeps in shape.
+CPP_FILES = $$(git ls-files 'csrc/*.cpp' 'csrc/*.h' 'csrc/*.cu' 'tests/cpp/*.cpp' 'benchmarks/*.cpp' 'examples/*.cpp')
 
-.PHONY: all bootstrap build build-cpp test test-python test-cpp test-slow sanitize demo bench bench-kernels clean
+.PHONY: all bootstrap build build-cpp wheel install test test-python test-inplace test-cpp test-clang \
+        test-slow sanitize lint format lock demo bench bench-compile bench-kernels clean
 
 all: build
 
@@ -19,32 +27,56 @@ $(BOOTSTRAP_STAMP): requirements.txt scripts/bootstrap.sh
 	bash scripts/bootstrap.sh
 	touch $@
 
-# The Python library (torch_ext/_C*.so); ninja rebuilds only what changed.
+# The Python library in place (torch_ext/_C*.so), for development; ninja rebuilds only what changed.
 build: bootstrap
 	$(PYTHON) setup.py --quiet build_ext --inplace
+
+# The wheel, built against the torch in .venv (whose build objects it shares with `make build`).
+wheel: bootstrap
+	rm -rf dist
+	$(PYTHON) -m pip wheel --quiet --no-build-isolation --no-deps --wheel-dir dist .
+
+install: wheel
+	$(PYTHON) -m pip install --quiet --no-deps --force-reinstall dist/actx-*.whl
 
 # The C++ library and the GoogleTest suite, against the torch in .venv.
 build-cpp: bootstrap
 	mkdir -p build
-	cmake -S . -B $(CMAKE_BUILD_DIR) -G Ninja \
-	  -DCMAKE_PREFIX_PATH="$$($(PYTHON) -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
+	cmake -S . -B $(CMAKE_BUILD_DIR) -G Ninja -DCMAKE_PREFIX_PATH="$(TORCH_CMAKE_PREFIX)" \
 	  -DPython3_EXECUTABLE=$(abspath $(PYTHON)) > build/cmake-configure.log 2>&1 \
 	  || { cat build/cmake-configure.log; exit 1; }
 	cmake --build $(CMAKE_BUILD_DIR)
 
-test-python: build
+# pytest against the installed wheel, from a folder where the checkout's torch_ext cannot be
+# imported (tests/python/conftest.py checks that it was not).
+test-python: install
+	mkdir -p build/installed-tests
+	cd build/installed-tests && ACTX_TEST_INSTALLED=1 $(abspath $(PYTHON)) -m pytest \
+	  -c $(CURDIR)/pytest.ini --rootdir $(CURDIR) $(CURDIR)/tests/python
+
+# pytest against the in-place build (development).
+test-inplace: build
 	$(PYTHON) -m pytest tests/python
 
 test-cpp: build-cpp
 	ctest --test-dir $(CMAKE_BUILD_DIR) --output-on-failure
 
-test: test-python test-cpp
+# The C++ library and tests built with clang++ (CPU only), so that it stays buildable by both.
+test-clang: bootstrap
+	mkdir -p build
+	cmake -S . -B build/clang -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DACTX_WITH_CUDA=OFF \
+	  -DCMAKE_PREFIX_PATH="$(TORCH_CMAKE_PREFIX)" > build/clang-configure.log 2>&1 \
+	  || { cat build/clang-configure.log; exit 1; }
+	cmake --build build/clang
+	ctest --test-dir build/clang --output-on-failure -E example_app
+
+test: lint test-python test-cpp test-clang
 
 # The C++ tests built with AddressSanitizer and UndefinedBehaviorSanitizer (CPU code only).
 sanitize: bootstrap
 	mkdir -p build
 	cmake -S . -B build/sanitize -G Ninja -DACTX_SANITIZE=ON -DACTX_WITH_CUDA=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	  -DCMAKE_PREFIX_PATH="$$($(PYTHON) -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
+	  -DCMAKE_PREFIX_PATH="$(TORCH_CMAKE_PREFIX)" \
 	  > build/sanitize-configure.log 2>&1 || { cat build/sanitize-configure.log; exit 1; }
 	cmake --build build/sanitize
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
@@ -54,15 +86,35 @@ sanitize: bootstrap
 test-slow: build
 	$(PYTHON) -m pytest tests/python -m slow
 
+# ruff (lint and format, settings in pyproject.toml) and clang-format (.clang-format).
+lint: bootstrap
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+	clang-format --dry-run --Werror $(CPP_FILES)
+
+format: bootstrap
+	$(PYTHON) -m ruff check --fix .
+	$(PYTHON) -m ruff format .
+	clang-format -i $(CPP_FILES)
+
+# Regenerates the lock file requirements.txt from requirements.in (pip-tools, in a scratch venv).
+lock:
+	python3 -m venv build/pip-tools && build/pip-tools/bin/pip install --quiet pip-tools==7.6.2
+	build/pip-tools/bin/pip-compile --quiet --allow-unsafe --no-emit-find-links --strip-extras \
+	  --output-file=requirements.txt requirements.in
+
 demo: build
 	$(PYTHON) -m torch_ext.demo
 
 bench: build
 	$(PYTHON) -m torch_ext.benchmark
 
+bench-compile: build
+	$(PYTHON) -m torch_ext.benchmark_compile
+
 # The raw element loops per instruction set and dtype against memcpy (Google Benchmark).
 bench-kernels: build-cpp
 	$(CMAKE_BUILD_DIR)/actx_kernels_bench
 
 clean:
-	rm -rf build/ torch_ext/_C*.so *.egg-info
+	rm -rf build/ dist/ torch_ext/_C*.so torch_ext/_build_info.py *.egg-info
