@@ -4,7 +4,11 @@
 # benchmark, and print its table last.
 # Usage: bash scripts/gpu_check.sh [python]   (default: python3)
 # ACTX_CPU_BENCH=1 adds the CPU benchmark on two of this machine's cores (a few minutes more): GPU
-# hosts have AVX-512, which the development VM lacks.
+# hosts have AVX-512, which the development VM lacks. ACTX_COMPILE_BENCH=1 adds the torch.compile
+# benchmark on CUDA (Triton), PReLU models only (several minutes).
+# The build needs nlohmann/json.hpp, which the offline GPU machine lacks: on the development machine
+#   mkdir -p .deps && (cd .deps && apt-get download nlohmann-json3-dev)
+# and carry .deps (ignored by git) to the GPU machine; this script unpacks it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${1:-python3}
@@ -16,6 +20,12 @@ echo "== machine"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
 nvcc --version | tail -1
+
+if ! echo '#include <nlohmann/json.hpp>' | g++ -x c++ -fsyntax-only - 2> /dev/null; then
+  for deb in .deps/nlohmann-json3-dev*.deb; do
+    [ -f "$deb" ] && dpkg -x "$deb" .deps/root && export CPLUS_INCLUDE_PATH="$PWD/.deps/root/usr/include${CPLUS_INCLUDE_PATH:+:$CPLUS_INCLUDE_PATH}"
+  done
+fi
 
 echo "== build (sm_90 only: the machine's own architecture)"
 start=$(date +%s)
@@ -30,9 +40,16 @@ echo "== CUDA tests"
 "$PYTHON" -m pytest -q -p no:cacheprovider tests/python/test_cuda.py -m "slow or not slow" 2>&1 | tail -15
 tests_rc=${PIPESTATUS[0]}
 
-echo "== torch.compile, torch.export and autocast on CUDA"
-"$PYTHON" -m pytest -q -p no:cacheprovider tests/python/test_ecosystem.py -k cuda 2>&1 | tail -8
+echo "== torch.compile (Inductor with Triton), torch.export and autocast on CUDA"
+"$PYTHON" -m pytest -q -p no:cacheprovider tests/python/test_ecosystem.py tests/python/test_compile.py -k cuda 2>&1 | tail -8
 tests_rc=$(( tests_rc | PIPESTATUS[0] ))
+
+if [ "${ACTX_COMPILE_BENCH:-0}" = 1 ]; then
+  echo "== torch.compile benchmark on CUDA"
+  "$PYTHON" -m torch_ext.benchmark_compile --device cuda --repeats 7 --only PReLU --out "$OUT" \
+    > "$OUT/compile_bench.log" 2>&1 || echo "compile benchmark failed: rc=$?"
+  sed -n '/^| model/,$p' "$OUT/compile_bench.log"
+fi
 
 if [ "${ACTX_CPU_BENCH:-0}" = 1 ]; then
   echo "== CPU benchmark on 2 cores:$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
