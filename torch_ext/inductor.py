@@ -91,12 +91,9 @@ def _prelu_backward(grad_output: Tensor, self: Tensor, weight: Tensor):
     # accumulated in float (double for float64) as actx's kernels do.
     accumulate = torch.float64 if self.dtype == torch.float64 else torch.float32
     terms = torch.where(positive, 0.0, grad_output.to(accumulate) * self.to(accumulate))
-    if weight.dim() <= 1:
-        varies = [weight.numel() != 1 and d == 1 for d in range(self.dim())]
-    else:
-        offset = self.dim() - weight.dim()
-        varies = [d >= offset and weight.shape[d - offset] != 1 for d in range(self.dim())]
-    dims = [d for d in range(self.dim()) if not varies[d]]
+    # The slope view broadcasts right-aligned: the dims where it has size 1 are summed away.
+    aligned = [1] * (self.dim() - slope.dim()) + list(slope.shape)
+    dims = [d for d in range(self.dim()) if aligned[d] == 1]
     if dims:
         terms = terms.sum(dims, keepdim=True)
     grad_weight = terms.reshape(weight.shape).to(weight.dtype)
