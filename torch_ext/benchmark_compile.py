@@ -113,12 +113,8 @@ def compiled(module, fused: bool):
     def call(*args):
         if state["compiled"]:
             return fn(*args)
-        before = torch_ext.inductor.fusion_enabled()
-        torch_ext.inductor.set_fusion(fused)
-        try:
+        with torch_ext.inductor.fusion(fused):
             result = fn(*args)
-        finally:
-            torch_ext.inductor.set_fusion(before)
         state["compiled"] = True
         return result
 

@@ -12,6 +12,7 @@ Eager mode, TorchScript, torch.export and the ONNX export are not affected: they
 operators (Inductor rewrites them when it compiles, after export).
 
     torch_ext.inductor.set_fusion(False)     # or ACTX_INDUCTOR_FUSION=0 in the environment
+    with torch_ext.inductor.fusion(False):   # for what is compiled inside the block
 
 The setting applies to what Dynamo compiles after it: a function (or another instance of a module
 class) compiled before keeps its graph until torch._dynamo.reset(). It is part of torch.compile's
@@ -29,11 +30,12 @@ in this file, and tests/python/test_compile.py fails if a torch release changes 
   (or an older actx's graph under a newer one).
 """
 
+import contextlib
 import hashlib
 import importlib.abc
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -141,6 +143,19 @@ def set_fusion(enabled: bool) -> None:
         raise TypeError(f"actx: set_fusion expected `enabled` to be a bool, got {type(enabled).__name__}")
     _fusion = enabled
     _tag_caches()
+
+
+@contextlib.contextmanager
+def fusion(enabled: bool) -> Iterator[None]:
+    """set_fusion(enabled) inside the block and the setting before it after. Inductor compiles a
+    function on its first call (its backward during the first forward), so that call must be made
+    inside the block."""
+    before = _fusion
+    set_fusion(enabled)
+    try:
+        yield
+    finally:
+        set_fusion(before)
 
 
 def _tag_caches() -> None:

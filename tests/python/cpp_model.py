@@ -48,14 +48,9 @@ def save(path) -> torch.jit.ScriptModule:
 def save_aoti(path, fused: bool) -> str:
     """The AOTInductor package, at `path`: actx's operators fused by Inductor, or actx's kernels."""
     model = make_model().eval()
-    before = torch_ext.inductor.fusion_enabled()
-    torch_ext.inductor.set_fusion(fused)
-    try:
-        with torch.no_grad():
-            exported = torch.export.export(model, (model.example_input,))
-            return torch._inductor.aoti_compile_and_package(exported, package_path=str(path))
-    finally:
-        torch_ext.inductor.set_fusion(before)
+    with torch_ext.inductor.fusion(fused), torch.no_grad():
+        exported = torch.export.export(model, (model.example_input,))
+        return torch._inductor.aoti_compile_and_package(exported, package_path=str(path))
 
 
 if __name__ == "__main__":

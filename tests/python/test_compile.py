@@ -223,6 +223,14 @@ def test_errors_still_come_from_the_meta_kernels(fusion):
         compiled(torch.randn(2, 3, 4), torch.rand(4))
 
 
+def test_fusion_block_restores_the_setting():
+    before = torch_ext.inductor.fusion_enabled()
+    with pytest.raises(KeyError), torch_ext.inductor.fusion(not before):
+        assert torch_ext.inductor.fusion_enabled() is (not before)
+        raise KeyError  # an error inside the block restores the setting too
+    assert torch_ext.inductor.fusion_enabled() is before
+
+
 def test_set_fusion_checks_its_argument():
     with pytest.raises(TypeError, match="expected `enabled` to be a bool, got str"):
         torch_ext.inductor.set_fusion("no")
