@@ -14,6 +14,7 @@ import torch
 from torch._inductor.utils import run_and_get_code
 
 import torch_ext
+from torch_ext.benchmark_compile import actx_calls
 
 from samples import generator, make_values
 
@@ -193,7 +194,7 @@ def test_compiled_leaky_relu_in_place_mutates_its_input(fusion):
     torch.testing.assert_close(gx, torch.where(x > 0, 2.0, 0.4))
 
     # A graph input mutated in place (no autograd): the caller's tensor changes, as in eager.
-    data, expected = torch.randn(5, 3), None
+    data = torch.randn(5, 3)
     expected = data.clone()
     torch_ext.leaky_relu_(expected, 0.2)
     torch.compile(lambda t: torch.ops.actx.leaky_relu_(t, 0.2), fullgraph=True)(data)
@@ -259,15 +260,14 @@ def test_switch_is_part_of_the_cache_key_tag():
 
 CACHE_PROBE = textwrap.dedent("""
     import json, torch, torch_ext
+    from torch_ext.benchmark_compile import actx_calls
     def f(x, w):
         return torch.ops.actx.prelu(torch.ops.actx.leaky_relu(x, 0.1), w).square().sum()
     x = torch.randn(2, 3, 4, requires_grad=True)
     w = torch.rand(3, requires_grad=True)
     compiled = torch.compile(f, fullgraph=True)
     compiled(x, w).backward()
-    with torch.profiler.profile() as prof:
-        compiled(x, w).backward()
-    calls = sum(e.name.startswith("actx::") for e in prof.events())
+    calls = actx_calls(lambda: compiled(x, w).backward())
     from torch._dynamo.utils import counters
     print(json.dumps({"actx_calls": calls, "aot_cache_hits": counters["aot_autograd"]["autograd_cache_hit"]}))
 """)
@@ -337,33 +337,14 @@ def test_export_keeps_actx_operators():
         assert {"actx.prelu.default", "actx.leaky_relu.default"} <= targets, targets
 
 
-class TinyNet(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc = torch.nn.Linear(6, 4)
-        self.act = torch_ext.nn.PReLU(4, init=0.2)
-
-    def forward(self, x):
-        return torch.ops.actx.leaky_relu(self.act(self.fc(x)), 0.1)
-
-
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "opaque"])
 def test_aot_inductor_package_runs_in_python(fused, tmp_path, fusion):
-    fusion(fused)
-    torch.manual_seed(0)
-    model = TinyNet().eval()
-    x = torch.randn(3, 6)
-    with torch.no_grad():
-        expected = model(x)
-        exported = torch.export.export(model, (x,))
-        path = torch._inductor.aoti_compile_and_package(exported, package_path=str(tmp_path / "model.pt2"))
+    # The package of the C++ examples (examples/cpp/deploy.cpp runs it from C++).
+    from cpp_model import make_model, save_aoti
+
+    path = save_aoti(tmp_path / "model.pt2", fused)
+    model = make_model()
     loaded = torch._inductor.aoti_load_package(path)
-    torch.testing.assert_close(loaded(x), expected, rtol=0, atol=0)
-    calls_at_run_time = torch_ext_calls(lambda: loaded(x))
+    torch.testing.assert_close(loaded(model.example_input), model.expected_output, rtol=0, atol=0)
+    calls_at_run_time = actx_calls(lambda: loaded(model.example_input))
     assert (calls_at_run_time > 0) == (not fused), calls_at_run_time
-
-
-def torch_ext_calls(fn) -> int:
-    with torch.profiler.profile() as prof:
-        fn()
-    return sum(e.name.startswith("actx::") for e in prof.events())
