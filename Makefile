@@ -13,6 +13,10 @@ PYTHON := .venv/bin/python
 BOOTSTRAP_STAMP := .venv/.actx-bootstrapped
 CMAKE_BUILD_DIR := build/cmake
 TORCH_CMAKE_PREFIX = $$($(PYTHON) -c 'import torch; print(torch.utils.cmake_prefix_path)')
+# $(call cmake_configure,BUILD_DIR,OPTIONS): a CMake build of actx against the torch in .venv,
+# configured in BUILD_DIR; its log (BUILD_DIR-configure.log) is printed only when configuring fails.
+cmake_configure = mkdir -p build && cmake -S . -B $(1) -G Ninja -DCMAKE_PREFIX_PATH="$(TORCH_CMAKE_PREFIX)" \
+  $(2) > $(1)-configure.log 2>&1 || { cat $(1)-configure.log; exit 1; }
 # The C++ and CUDA files that clang-format keeps in shape.
 CPP_FILES = $$(git ls-files 'csrc/*.cpp' 'csrc/*.h' 'csrc/*.cu' 'tests/cpp/*.cpp' 'benchmarks/*.cpp' 'examples/*.cpp')
 
@@ -41,10 +45,7 @@ install: wheel
 
 # The C++ library and the GoogleTest suite, against the torch in .venv.
 build-cpp: bootstrap
-	mkdir -p build
-	cmake -S . -B $(CMAKE_BUILD_DIR) -G Ninja -DCMAKE_PREFIX_PATH="$(TORCH_CMAKE_PREFIX)" \
-	  -DPython3_EXECUTABLE=$(abspath $(PYTHON)) > build/cmake-configure.log 2>&1 \
-	  || { cat build/cmake-configure.log; exit 1; }
+	$(call cmake_configure,$(CMAKE_BUILD_DIR),-DPython3_EXECUTABLE=$(abspath $(PYTHON)))
 	cmake --build $(CMAKE_BUILD_DIR)
 
 # pytest against the installed wheel, from a folder where the checkout's torch_ext cannot be
@@ -63,10 +64,7 @@ test-cpp: build-cpp
 
 # The C++ library and tests built with clang++ (CPU only), so that it stays buildable by both.
 test-clang: bootstrap
-	mkdir -p build
-	cmake -S . -B build/clang -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DACTX_WITH_CUDA=OFF \
-	  -DCMAKE_PREFIX_PATH="$(TORCH_CMAKE_PREFIX)" > build/clang-configure.log 2>&1 \
-	  || { cat build/clang-configure.log; exit 1; }
+	$(call cmake_configure,build/clang,-DCMAKE_CXX_COMPILER=clang++ -DACTX_WITH_CUDA=OFF)
 	cmake --build build/clang
 	ctest --test-dir build/clang --output-on-failure -E example_app
 
@@ -74,10 +72,7 @@ test: lint test-python test-cpp test-clang
 
 # The C++ tests built with AddressSanitizer and UndefinedBehaviorSanitizer (CPU code only).
 sanitize: bootstrap
-	mkdir -p build
-	cmake -S . -B build/sanitize -G Ninja -DACTX_SANITIZE=ON -DACTX_WITH_CUDA=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	  -DCMAKE_PREFIX_PATH="$(TORCH_CMAKE_PREFIX)" \
-	  > build/sanitize-configure.log 2>&1 || { cat build/sanitize-configure.log; exit 1; }
+	$(call cmake_configure,build/sanitize,-DACTX_SANITIZE=ON -DACTX_WITH_CUDA=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo)
 	cmake --build build/sanitize
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir build/sanitize --output-on-failure

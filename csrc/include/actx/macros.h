@@ -13,6 +13,13 @@
 #define ACTX_API __attribute__((visibility("default")))
 #endif
 
+// Emitted even when nothing refers to it (see keep_library_linked below).
+#if defined(__GNUC__) || defined(__clang__)
+#define ACTX_USED __attribute__((used))
+#else
+#define ACTX_USED
+#endif
+
 namespace actx {
 namespace detail {
 // The operators register themselves from static initializers of the library. An
@@ -25,11 +32,7 @@ namespace detail {
 // the reference with it. (CMake users get the same from the actx::actx target,
 // which links the library --no-as-needed.)
 ACTX_API int link_anchor();
-#if defined(__GNUC__) || defined(__clang__)
-[[maybe_unused]] __attribute__((
-    used)) inline int (*const keep_library_linked)() = &link_anchor;
-#else
-[[maybe_unused]] inline int (*const keep_library_linked)() = &link_anchor;
-#endif
+[[maybe_unused]] ACTX_USED inline int (*const keep_library_linked)() =
+    &link_anchor;
 } // namespace detail
 } // namespace actx
