@@ -12,8 +12,14 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-import torch_ext  # noqa: E402
+try:
+    import torch_ext
+except ModuleNotFoundError:
+    # Run as a script (ctest) where actx is not installed: the checkout's package, with the
+    # library named by ACTX_LIBRARY. Never when imported by the tests: a checkout put on sys.path
+    # there would be what the processes they spawn import, instead of the package under test.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    import torch_ext
 
 
 class Model(torch.nn.Module):
