@@ -41,6 +41,9 @@ def test_the_installed_wheel_is_under_test():
     assert importlib.metadata.version("actx") == torch_ext.__version__
     requires = importlib.metadata.requires("actx")
     assert f"torch=={torch.__version__.split('+')[0]}" in requires, requires
+    # Nothing the suite imported put the checkout on sys.path (processes it spawns would import
+    # the checkout's package from there).
+    assert str(ROOT) not in sys.path
     # The subprocesses of the suite import the same package.
     run = run_python("import torch_ext; print(torch_ext.__file__)")
     assert Path(run.stdout.strip()).resolve() == location, run.stderr
