@@ -21,14 +21,27 @@ ACTX_HOST_DEVICE inline V activation(V x, V slope) {
   return select(positive(x), x, x * slope);
 }
 
-// df/dx * grad = x > 0 ? grad : a * grad
+// df/dx * grad = x > 0 ? grad : a * grad, with the sign test given (the mask
+// of positive(x), or one read off a saved sign mask)
+template <class M, class V>
+ACTX_HOST_DEVICE inline V activation_grad_masked(
+    V grad,
+    M positive_x,
+    V slope) {
+  return select(positive_x, grad, grad * slope);
+}
 template <class V>
 ACTX_HOST_DEVICE inline V activation_grad(V grad, V x, V slope) {
-  return select(positive(x), grad, grad * slope);
+  return activation_grad_masked(grad, positive(x), slope);
 }
 
-// df/da * grad = x > 0 ? 0 : x * grad
+// df/da * grad = x > 0 ? 0 : x * grad (`x` may be the output a * x, whose sum
+// is divided by a after)
+template <class M, class V>
+ACTX_HOST_DEVICE inline V slope_grad_masked(V grad, M positive_x, V x) {
+  return select(positive_x, zero_like(x), x * grad);
+}
 template <class V>
 ACTX_HOST_DEVICE inline V slope_grad(V grad, V x) {
-  return select(positive(x), zero_like(x), x * grad);
+  return slope_grad_masked(grad, positive(x), x);
 }

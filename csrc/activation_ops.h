@@ -3,9 +3,12 @@
 // The device-independent half of every operator: argument checks, output
 // allocation and the layout of the data. A backend (CPU, CUDA, Meta) supplies
 // only the element loops, as a class with
-//   static constexpr bool kComputes;                   // false: shapes and
-//   dtypes only (Meta) static void forward(const ElementwiseCall&); static void
-//   backward(const ElementwiseCall&);
+//   static constexpr bool kComputes;     // false: shapes and dtypes only
+//   (Meta) static constexpr bool kMaskKernels;  // its loops read and write
+//   sign masks
+//                                        // (else ATen computes them around)
+//   static void forward(const ElementwiseCall&);
+//   static void backward(const ElementwiseCall&);
 // and registers all operators with register_backend<Backend>(m) in its
 // TORCH_LIBRARY_IMPL.
 
@@ -33,6 +36,12 @@ struct ElementwiseCall {
   int64_t inner = 1;
   at::Tensor grad_weight; // backward of prelu: `channels` elements of weight's
                           // dtype to write
+  // The sign mask, one bit per element of the buffer in memory order (see
+  // shape.h). Forward: written beside `out`. Backward: read instead of the
+  // sign of `self`; `self` is then the prelu output (the weight gradient sums
+  // grad * result and the backend divides each channel's sum by its weight),
+  // or undefined for leaky_relu.
+  at::Tensor mask;
 };
 
 // Whether a weight or weight-gradient buffer holds the compute type (else the
@@ -112,14 +121,22 @@ inline void check_leaky_relu_args(
   check_slope(negative_slope, op);
 }
 
-} // namespace detail
-
+// The forward operators, with the sign mask (with_mask: `mask` is set to it)
+// or without. Mask kernels write the mask beside the output when they walk it
+// in memory order; a permuted buffer (a prelu weight along dims apart in
+// memory), or a backend without them, gets its mask from ATen after.
 template <class Backend>
-at::Tensor leaky_relu(
+at::Tensor leaky_relu_forward(
     const at::Tensor& self,
-    const at::Scalar& negative_slope) {
-  detail::check_leaky_relu_args(self, negative_slope, "leaky_relu");
+    const at::Scalar& negative_slope,
+    const char* op,
+    bool with_mask,
+    at::Tensor& mask) {
+  check_leaky_relu_args(self, negative_slope, op);
   at::Tensor out = at::empty_like(self, at::MemoryFormat::Preserve);
+  if (with_mask) {
+    mask = empty_mask(out);
+  }
   if constexpr (Backend::kComputes) {
     if (out.numel() > 0) {
       ElementwiseCall call;
@@ -127,10 +144,73 @@ at::Tensor leaky_relu(
       call.out = out;
       call.slope = negative_slope;
       call.inner = out.numel();
+      if (with_mask && Backend::kMaskKernels) {
+        call.mask = mask;
+      }
       Backend::forward(call);
+      if (with_mask && !Backend::kMaskKernels) {
+        mask.copy_(pack_mask_reference(call.self, out));
+      }
     }
   }
   return out;
+}
+
+template <class Backend>
+at::Tensor prelu_forward(
+    const at::Tensor& self,
+    const at::Tensor& weight,
+    const char* op,
+    bool with_mask,
+    at::Tensor& mask) {
+  check_floating_input(self, op, "self");
+  at::Tensor out = at::empty_like(self, at::MemoryFormat::Preserve);
+  if (with_mask) {
+    mask = empty_mask(out);
+  }
+  if constexpr (!Backend::kComputes) {
+    prelu_weight_sym_shape(self, weight, op);
+  } else {
+    const DimVector weight_shape = prelu_weight_shape(self, weight, op);
+    if (out.numel() > 0) {
+      const ChannelGeometry geo = plan_channels(out, weight_shape);
+      ElementwiseCall call;
+      call.self = self;
+      call.weight = weight_in_channel_order(
+          weight, weight_shape, geo, in_weight_order(weight_shape, geo));
+      call.channels = geo.channels;
+      call.inner = geo.inner;
+      const bool mask_in_kernel =
+          with_mask && Backend::kMaskKernels && geo.memory_order;
+      if (mask_in_kernel) {
+        call.mask = mask;
+      }
+      run_in_channel_order(call, geo, out, [](const ElementwiseCall& c) {
+        Backend::forward(c);
+      });
+      if (with_mask && !mask_in_kernel) {
+        mask.copy_(pack_mask_reference(self, out));
+      }
+    }
+  }
+  return out;
+}
+
+} // namespace detail
+
+template <class Backend>
+at::Tensor leaky_relu(
+    const at::Tensor& self,
+    const at::Scalar& negative_slope) {
+  at::Tensor no_mask;
+  return detail::leaky_relu_forward<Backend>(
+      self, negative_slope, "leaky_relu", false, no_mask);
+}
+
+template <class Backend>
+at::Tensor prelu(const at::Tensor& self, const at::Tensor& weight) {
+  at::Tensor no_mask;
+  return detail::prelu_forward<Backend>(self, weight, "prelu", false, no_mask);
 }
 
 template <class Backend>
@@ -186,34 +266,6 @@ at::Tensor leaky_relu_backward(
 }
 
 template <class Backend>
-at::Tensor prelu(const at::Tensor& self, const at::Tensor& weight) {
-  check_floating_input(self, "prelu", "self");
-  at::Tensor out = at::empty_like(self, at::MemoryFormat::Preserve);
-  if constexpr (!Backend::kComputes) {
-    prelu_weight_sym_shape(self, weight, "prelu");
-  } else {
-    const DimVector weight_shape = prelu_weight_shape(self, weight, "prelu");
-    if (out.numel() > 0) {
-      const ChannelGeometry geo = plan_channels(out, weight_shape);
-      ElementwiseCall call;
-      call.self = self;
-      call.weight = detail::weight_in_channel_order(
-          weight,
-          weight_shape,
-          geo,
-          detail::in_weight_order(weight_shape, geo));
-      call.channels = geo.channels;
-      call.inner = geo.inner;
-      detail::run_in_channel_order(
-          call, geo, out, [](const ElementwiseCall& c) {
-            Backend::forward(c);
-          });
-    }
-  }
-  return out;
-}
-
-template <class Backend>
 std::tuple<at::Tensor, at::Tensor> prelu_backward(
     const at::Tensor& grad_output,
     const at::Tensor& self,
@@ -262,6 +314,144 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward(
   return {grad_input, grad_weight};
 }
 
+// ---- The operators that keep a sign mask for the backward ----
+
+template <class Backend>
+std::tuple<at::Tensor, at::Tensor> leaky_relu_with_mask(
+    const at::Tensor& self,
+    const at::Scalar& negative_slope) {
+  at::Tensor mask;
+  at::Tensor out = detail::leaky_relu_forward<Backend>(
+      self, negative_slope, "leaky_relu_with_mask", true, mask);
+  return {out, mask};
+}
+
+template <class Backend>
+std::tuple<at::Tensor, at::Tensor> prelu_with_mask(
+    const at::Tensor& self,
+    const at::Tensor& weight) {
+  at::Tensor mask;
+  at::Tensor out = detail::prelu_forward<Backend>(
+      self, weight, "prelu_with_mask", true, mask);
+  return {out, mask};
+}
+
+template <class Backend>
+at::Tensor leaky_relu_backward_from_mask(
+    const at::Tensor& grad_output,
+    const at::Tensor& mask,
+    const at::Scalar& negative_slope,
+    c10::SymIntArrayRef stride) {
+  const char* op = "leaky_relu_backward_from_mask";
+  check_floating_input(grad_output, op, "grad_output");
+  check_slope(negative_slope, op);
+  TORCH_CHECK(
+      stride.size() == static_cast<size_t>(grad_output.dim()),
+      "actx::",
+      op,
+      ": expected `stride` to have one entry per dim of `grad_output` (",
+      grad_output.dim(),
+      "), got ",
+      stride.size());
+  at::Tensor grad_input = at::empty_strided_symint(
+      grad_output.sym_sizes(), stride, grad_output.options());
+  check_mask(mask, grad_input, op);
+  if constexpr (Backend::kComputes) {
+    TORCH_CHECK(
+        grad_input.is_non_overlapping_and_dense(),
+        "actx::",
+        op,
+        ": expected `stride` to lay out `grad_output`'s shape ",
+        grad_output.sizes(),
+        " densely (the strides of the forward output), got ",
+        stride);
+    if (grad_input.numel() > 0 && !Backend::kMaskKernels) {
+      grad_input.copy_(at::where(
+          unpack_mask_reference(mask, grad_input),
+          grad_output,
+          grad_output * negative_slope));
+    } else if (grad_input.numel() > 0) {
+      ElementwiseCall call;
+      call.grad_output = with_layout_of(grad_output, grad_input);
+      call.out = grad_input;
+      call.mask = mask;
+      call.slope = negative_slope;
+      call.inner = grad_input.numel();
+      Backend::backward(call);
+    }
+  }
+  return grad_input;
+}
+
+namespace detail {
+
+// prelu_backward_from_mask in ATen operations: for the layouts the kernels do
+// not walk in memory order, and for backends without mask kernels. The same
+// formulas as the kernels, with the weight gradient summed in ATen's order.
+inline std::tuple<at::Tensor, at::Tensor> prelu_backward_from_mask_reference(
+    const at::Tensor& grad_output,
+    const at::Tensor& mask,
+    const at::Tensor& result,
+    const at::Tensor& weight,
+    at::IntArrayRef weight_shape) {
+  const at::Tensor positive = unpack_mask_reference(mask, result);
+  const at::Tensor w = weight.reshape(weight_shape);
+  at::Tensor grad_input = at::empty_like(result, at::MemoryFormat::Preserve);
+  grad_input.copy_(at::where(
+      positive, grad_output, (w * grad_output).to(grad_output.scalar_type())));
+  const at::ScalarType acc = compute_dtype(result.scalar_type());
+  at::Tensor terms = at::where(
+      positive,
+      at::zeros({}, result.options().dtype(acc)),
+      grad_output.to(acc) * result.to(acc));
+  const at::Tensor grad_weight =
+      (terms.sum_to_size(weight_shape) / w.to(acc)).to(weight.scalar_type());
+  return {grad_input, grad_weight.reshape(weight.sizes()).contiguous()};
+}
+
+} // namespace detail
+
+template <class Backend>
+std::tuple<at::Tensor, at::Tensor> prelu_backward_from_mask(
+    const at::Tensor& grad_output,
+    const at::Tensor& mask,
+    const at::Tensor& result,
+    const at::Tensor& weight) {
+  const char* op = "prelu_backward_from_mask";
+  check_floating_input(result, op, "result");
+  check_like_self(grad_output, result, op, "grad_output");
+  at::Tensor grad_input = at::empty_like(result, at::MemoryFormat::Preserve);
+  at::Tensor grad_weight = at::empty_like(weight, at::MemoryFormat::Contiguous);
+  check_mask(mask, grad_input, op);
+  if constexpr (!Backend::kComputes) {
+    prelu_weight_sym_shape(result, weight, op);
+  } else {
+    const DimVector weight_shape = prelu_weight_shape(result, weight, op);
+    if (grad_input.numel() == 0) {
+      grad_weight.zero_();
+      return {grad_input, grad_weight};
+    }
+    const ChannelGeometry geo = plan_channels(grad_input, weight_shape);
+    const bool direct = detail::in_weight_order(weight_shape, geo);
+    if (!Backend::kMaskKernels || !geo.memory_order || !direct) {
+      return detail::prelu_backward_from_mask_reference(
+          grad_output, mask, result, weight, weight_shape);
+    }
+    ElementwiseCall call;
+    call.grad_output = with_layout_of(grad_output, grad_input);
+    call.self = with_layout_of(result, grad_input);
+    call.out = grad_input;
+    call.mask = mask;
+    call.weight =
+        detail::weight_in_channel_order(weight, weight_shape, geo, direct);
+    call.channels = geo.channels;
+    call.inner = geo.inner;
+    call.grad_weight = grad_weight;
+    Backend::backward(call);
+  }
+  return {grad_input, grad_weight};
+}
+
 template <class Backend>
 void register_backend(torch::Library& m) {
   m.impl("leaky_relu", TORCH_FN(leaky_relu<Backend>));
@@ -269,6 +459,13 @@ void register_backend(torch::Library& m) {
   m.impl("leaky_relu_backward", TORCH_FN(leaky_relu_backward<Backend>));
   m.impl("prelu", TORCH_FN(prelu<Backend>));
   m.impl("prelu_backward", TORCH_FN(prelu_backward<Backend>));
+  m.impl("leaky_relu_with_mask", TORCH_FN(leaky_relu_with_mask<Backend>));
+  m.impl(
+      "leaky_relu_backward_from_mask",
+      TORCH_FN(leaky_relu_backward_from_mask<Backend>));
+  m.impl("prelu_with_mask", TORCH_FN(prelu_with_mask<Backend>));
+  m.impl(
+      "prelu_backward_from_mask", TORCH_FN(prelu_backward_from_mask<Backend>));
 }
 
 } // namespace actx

@@ -4,6 +4,10 @@
 
 #include <ATen/core/dispatch/Dispatcher.h>
 
+#include <atomic>
+#include <cstdlib>
+#include <string>
+
 #include "actx/actx.h"
 #include "cpu/capability.h"
 
@@ -55,6 +59,60 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward(
   static const auto op =
       find_op<decltype(prelu_backward)>("actx::prelu_backward");
   return op.call(grad_output, self, weight);
+}
+
+std::tuple<at::Tensor, at::Tensor> leaky_relu_with_mask(
+    const at::Tensor& self,
+    const at::Scalar& negative_slope) {
+  static const auto op =
+      find_op<decltype(leaky_relu_with_mask)>("actx::leaky_relu_with_mask");
+  return op.call(self, negative_slope);
+}
+
+at::Tensor leaky_relu_backward_from_mask(
+    const at::Tensor& grad_output,
+    const at::Tensor& mask,
+    const at::Scalar& negative_slope,
+    c10::SymIntArrayRef stride) {
+  static const auto op = find_op<decltype(leaky_relu_backward_from_mask)>(
+      "actx::leaky_relu_backward_from_mask");
+  return op.call(grad_output, mask, negative_slope, stride);
+}
+
+std::tuple<at::Tensor, at::Tensor> prelu_with_mask(
+    const at::Tensor& self,
+    const at::Tensor& weight) {
+  static const auto op =
+      find_op<decltype(prelu_with_mask)>("actx::prelu_with_mask");
+  return op.call(self, weight);
+}
+
+std::tuple<at::Tensor, at::Tensor> prelu_backward_from_mask(
+    const at::Tensor& grad_output,
+    const at::Tensor& mask,
+    const at::Tensor& result,
+    const at::Tensor& weight) {
+  static const auto op = find_op<decltype(prelu_backward_from_mask)>(
+      "actx::prelu_backward_from_mask");
+  return op.call(grad_output, mask, result, weight);
+}
+
+namespace {
+std::atomic<bool>& backward_masks() {
+  static std::atomic<bool> enabled{[] {
+    const char* env = std::getenv("ACTX_BACKWARD_MASKS");
+    return env == nullptr || std::string(env) != "0";
+  }()};
+  return enabled;
+}
+} // namespace
+
+bool backward_masks_enabled() {
+  return backward_masks().load();
+}
+
+bool set_backward_masks(bool enabled) {
+  return backward_masks().exchange(enabled);
 }
 
 std::string cpu_capability() {

@@ -274,4 +274,92 @@ at::Tensor with_layout_of(const at::Tensor& t, const at::Tensor& like) {
   return at::empty_like(like).copy_(t);
 }
 
+c10::SymInt mask_bytes(const c10::SymInt& numel) {
+  return (numel + 7) / 8;
+}
+
+at::Tensor empty_mask(const at::Tensor& like) {
+  return at::empty_symint(
+      {mask_bytes(like.sym_numel())}, like.options().dtype(at::kByte));
+}
+
+void check_mask(
+    const at::Tensor& mask,
+    const at::Tensor& like,
+    const char* op) {
+  TORCH_CHECK(
+      mask.defined() && mask.layout() == at::kStrided &&
+          mask.scalar_type() == at::kByte,
+      "actx::",
+      op,
+      ": expected `mask` to be a dense uint8 tensor (from actx's *_with_mask "
+      "operators), got ",
+      mask.defined() ? c10::str(mask.layout(), " ", mask.scalar_type())
+                     : std::string("None"));
+  TORCH_CHECK(
+      mask.device() == like.device(),
+      "actx::",
+      op,
+      ": expected `mask` on the device of `grad_output` (",
+      like.device(),
+      "), got ",
+      mask.device());
+  TORCH_CHECK(
+      mask.dim() == 1 && mask.sym_numel() == mask_bytes(like.sym_numel()),
+      "actx::",
+      op,
+      ": expected `mask` to be 1-D with one bit per element of `grad_output` (",
+      mask_bytes(like.sym_numel()),
+      " bytes for ",
+      like.sym_numel(),
+      " elements), got shape ",
+      mask.sym_sizes());
+}
+
+DimVector memory_order(const at::Tensor& t) {
+  DimVector order(t.dim());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+    return t.stride(a) > t.stride(b);
+  });
+  return order;
+}
+
+namespace {
+// The weights of the bits in a byte, for ATen's packing and unpacking.
+at::Tensor bit_weights(const at::Tensor& like) {
+  return at::tensor(
+             {1, 2, 4, 8, 16, 32, 64, 128},
+             at::TensorOptions().dtype(at::kByte))
+      .to(like.device());
+}
+} // namespace
+
+at::Tensor pack_mask_reference(const at::Tensor& x, const at::Tensor& like) {
+  const int64_t n = like.numel();
+  const int64_t bytes = mask_bytes(n).expect_int();
+  at::Tensor bits = with_layout_of(x, like).gt(0).permute(memory_order(like));
+  bits = bits.reshape({n}).to(at::kByte);
+  bits = at::constant_pad_nd(bits, {0, bytes * 8 - n}).view({bytes, 8});
+  return bits.mul(bit_weights(like)).sum(1, /*keepdim=*/false, at::kByte);
+}
+
+at::Tensor unpack_mask_reference(
+    const at::Tensor& mask,
+    const at::Tensor& like) {
+  const int64_t n = like.numel();
+  const at::Tensor bits =
+      mask.unsqueeze(1).bitwise_and(bit_weights(like)).ne(0).reshape({-1});
+  const DimVector order = memory_order(like);
+  DimVector sizes_in_order;
+  for (const int64_t d : order) {
+    sizes_in_order.push_back(like.size(d));
+  }
+  DimVector inverse(order.size());
+  for (size_t p = 0; p < order.size(); ++p) {
+    inverse[order[p]] = static_cast<int64_t>(p);
+  }
+  return bits.narrow(0, 0, n).view(sizes_in_order).permute(inverse);
+}
+
 } // namespace actx

@@ -70,6 +70,26 @@ ChannelGeometry plan_channels(
     const at::Tensor& out,
     at::IntArrayRef weight_shape);
 
+// ---- Sign masks (what the backward keeps instead of the input) ----
+// A mask holds one bit per element of a dense tensor `like`: bit k (bit k % 8
+// of byte k / 8) is set where the element stored at offset k of `like` had an
+// input > 0. It is a contiguous uint8 tensor of mask_bytes(numel) elements on
+// like's device.
+c10::SymInt mask_bytes(const c10::SymInt& numel);
+at::Tensor empty_mask(const at::Tensor& like);
+void check_mask(const at::Tensor& mask, const at::Tensor& like, const char* op);
+// The dims of a dense tensor in memory order, outermost first: t.permute(order)
+// is contiguous, and its flat index is the storage offset (the bit index).
+DimVector memory_order(const at::Tensor& t);
+// The mask of `x` (dense, or any tensor: it is read in the layout of `like`)
+// computed with ATen operations, and a mask unpacked to a bool tensor laid out
+// as `like`. The device-generic path (CUDA, and the rare layouts the CPU
+// kernels do not take); the kernels compute the same bits.
+at::Tensor pack_mask_reference(const at::Tensor& x, const at::Tensor& like);
+at::Tensor unpack_mask_reference(
+    const at::Tensor& mask,
+    const at::Tensor& like);
+
 // `t` laid out exactly like `like` (a dense tensor): t itself when its strides
 // already match, else a copy.
 at::Tensor with_layout_of(const at::Tensor& t, const at::Tensor& like);

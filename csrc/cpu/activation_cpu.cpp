@@ -74,7 +74,7 @@ template <class scalar_t, class acc_t>
 const acc_t* weights_as_compute_type(
     const ElementwiseCall& call,
     std::vector<acc_t>& converted) {
-  if (holds_compute_type(call.weight, call.self)) {
+  if (holds_compute_type(call.weight, call.out)) {
     return call.weight.const_data_ptr<acc_t>();
   }
   const scalar_t* w = call.weight.const_data_ptr<scalar_t>();
@@ -131,7 +131,7 @@ template <class scalar_t, class acc_t>
 void store_weight_grad(
     const ElementwiseCall& call,
     const std::vector<acc_t>& values) {
-  if (holds_compute_type(call.grad_weight, call.self)) {
+  if (holds_compute_type(call.grad_weight, call.out)) {
     std::copy(values.begin(), values.end(), call.grad_weight.data_ptr<acc_t>());
   } else {
     std::transform(
@@ -144,6 +144,7 @@ void store_weight_grad(
 
 struct CpuBackend {
   static constexpr bool kComputes = true;
+  static constexpr bool kMaskKernels = true;
 
   static void forward(const ElementwiseCall& call) {
     AT_DISPATCH_FLOATING_TYPES_AND2(
@@ -160,19 +161,37 @@ struct CpuBackend {
               reinterpret_cast<const T*>(call.self.const_data_ptr<scalar_t>());
           auto* out = reinterpret_cast<T*>(call.out.data_ptr<scalar_t>());
           const auto& kernels = kernels_for<T>(active_kernels());
+          const int64_t n = call.out.numel();
+          if (!call.mask.defined()) {
+            at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
+              kernels.forward(
+                  x, lw.data, out, Span{lw.channels, lw.inner, begin, end});
+            });
+            return;
+          }
+          // The mask is written chunk by chunk right after the output, while
+          // the chunk of x is still in cache; chunks start on whole bytes.
+          const auto& masks = mask_kernels_for<T>(active_kernels());
+          uint8_t* mask = call.mask.data_ptr<uint8_t>();
           at::parallel_for(
-              0, call.out.numel(), kGrain, [&](int64_t begin, int64_t end) {
+              0, ceil_div(n, 8), kGrain / 8, [&](int64_t first, int64_t last) {
+                const int64_t begin = first * 8;
+                const int64_t end = std::min(n, last * 8);
                 kernels.forward(
                     x, lw.data, out, Span{lw.channels, lw.inner, begin, end});
+                masks.pack(x, mask, begin, end);
               });
         });
   }
 
+  // grad_input, and the prelu weight gradient when call.grad_weight is
+  // defined. The sign comes from call.mask when it is defined (call.self is
+  // then the prelu output, or undefined), else from call.self.
   static void backward(const ElementwiseCall& call) {
     AT_DISPATCH_FLOATING_TYPES_AND2(
         at::kHalf,
         at::kBFloat16,
-        call.self.scalar_type(),
+        call.grad_output.scalar_type(),
         "actx_cpu_backward",
         [&] {
           using T = typename StorageOf<scalar_t>::type;
@@ -181,20 +200,26 @@ struct CpuBackend {
           prepare_weights<scalar_t>(call, lw);
           const auto* g = reinterpret_cast<const T*>(
               call.grad_output.const_data_ptr<scalar_t>());
-          const auto* x =
-              reinterpret_cast<const T*>(call.self.const_data_ptr<scalar_t>());
+          const auto* x = call.self.defined()
+              ? reinterpret_cast<const T*>(call.self.const_data_ptr<scalar_t>())
+              : nullptr;
           auto* gx = reinterpret_cast<T*>(call.out.data_ptr<scalar_t>());
+          const uint8_t* mask = call.mask.defined()
+              ? call.mask.const_data_ptr<uint8_t>()
+              : nullptr;
           const auto& kernels = kernels_for<T>(active_kernels());
+          const auto& masks = mask_kernels_for<T>(active_kernels());
+          auto run = [&](acc_t* gw, Span span) {
+            if (mask != nullptr) {
+              masks.backward(g, mask, x, lw.data, gx, gw, span);
+            } else {
+              kernels.backward(g, x, lw.data, gx, gw, span);
+            }
+          };
           const int64_t n = call.out.numel();
           if (!call.grad_weight.defined()) {
             at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
-              kernels.backward(
-                  g,
-                  x,
-                  lw.data,
-                  gx,
-                  nullptr,
-                  Span{lw.channels, lw.inner, begin, end});
+              run(nullptr, Span{lw.channels, lw.inner, begin, end});
             });
             return;
           }
@@ -212,17 +237,20 @@ struct CpuBackend {
               static_cast<size_t>(chunks * period), acc_t(0));
           at::parallel_for(0, chunks, 1, [&](int64_t first, int64_t last) {
             for (int64_t k = first; k < last; ++k) {
-              const Span span{
-                  lw.channels,
-                  lw.inner,
-                  k * chunk,
-                  std::min(n, (k + 1) * chunk)};
-              kernels.backward(
-                  g, x, lw.data, gx, partials.data() + k * period, span);
+              run(partials.data() + k * period,
+                  Span{
+                      lw.channels,
+                      lw.inner,
+                      k * chunk,
+                      std::min(n, (k + 1) * chunk)});
             }
           });
           std::vector<acc_t> grad_weight(
               static_cast<size_t>(call.channels), acc_t(0));
+          // From a mask the sums are of grad * result = weight * (grad * x):
+          // each channel's is divided by its weight, in double.
+          std::vector<double> of_result(
+              mask != nullptr ? static_cast<size_t>(call.channels) : 0, 0.0);
           for (int64_t j = 0; j < period; ++j) {
             double sum = 0;
             for (int64_t k = 0; k < chunks; ++k) {
@@ -231,7 +259,19 @@ struct CpuBackend {
             // Expanded weights fold back onto their channel.
             const int64_t channel =
                 lw.expanded ? (j / call.inner) % call.channels : j;
-            grad_weight[channel] += static_cast<acc_t>(sum);
+            if (mask != nullptr) {
+              of_result[channel] += sum;
+            } else {
+              grad_weight[channel] += static_cast<acc_t>(sum);
+            }
+          }
+          if (mask != nullptr) {
+            std::vector<acc_t> converted;
+            const acc_t* w = weights_as_compute_type<scalar_t>(call, converted);
+            for (int64_t c = 0; c < call.channels; ++c) {
+              grad_weight[c] =
+                  static_cast<acc_t>(of_result[c] / static_cast<double>(w[c]));
+            }
           }
           store_weight_grad<scalar_t>(call, grad_weight);
         });

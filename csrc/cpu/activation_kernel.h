@@ -144,16 +144,82 @@ void forward_kernel(const T* x, const compute_t<T>* w, T* out, Span span) {
   });
 }
 
-template <class T, bool kWeightGrad>
+// ---- Sign masks ----
+
+// Writes the bits of x[begin, end) (x > 0, as positive() tests it): 64 at a
+// time, then the rest, vectors loaded in lane order so that bit k is lane k.
+template <class T>
+void pack_kernel(const T* x, uint8_t* mask, int64_t begin, int64_t end) {
+  using V = Vec<T>;
+  constexpr int64_t L = V::kLanes;
+  int64_t i = begin;
+  for (; i + 64 <= end; i += 64) {
+    uint64_t word = 0;
+    for (int64_t k = 0; k < 64; k += L) {
+      word |= static_cast<uint64_t>(
+                  positive_bits(positive(load_in_order(x + i + k))))
+          << k;
+    }
+    std::memcpy(mask + i / 8, &word, sizeof(word));
+  }
+  if (i < end) {
+    uint64_t word = 0;
+    for (int64_t k = 0; i + k < end; k += L) {
+      const int64_t n = end - (i + k) < L ? end - (i + k) : L;
+      // Padding lanes load as zero, which is not positive.
+      word |= static_cast<uint64_t>(
+                  positive_bits(positive(load_partial<V, true>(x + i + k, n))))
+          << k;
+    }
+    std::memcpy(mask + i / 8, &word, static_cast<size_t>((end - i + 7) / 8));
+  }
+}
+
+// The bits of elements [p, p + n) of a mask (n <= kLanes <= 16) as the mask
+// positive() gives for a vector loaded in lane order.
+template <class V>
+inline auto mask_lanes(const uint8_t* bits, int64_t p, int64_t n) {
+  if constexpr (V::kLanes % 8 == 0) {
+    if (n == V::kLanes && (p & 7) == 0) { // whole bytes: the usual case
+      uint32_t word = 0;
+      std::memcpy(&word, bits + (p >> 3), V::kLanes / 8);
+      return positive_from_bits(V::zero(), word);
+    }
+  }
+  uint32_t word = 0;
+  const int64_t first = p >> 3;
+  const int64_t last = (p + n - 1) >> 3;
+  for (int64_t b = first; b <= last; ++b) {
+    word |= static_cast<uint32_t>(bits[b]) << (8 * (b - first));
+  }
+  word >>= (p & 7);
+  return positive_from_bits(V::zero(), word & ((1u << n) - 1u));
+}
+
+// The backward loop. The sign of x comes from x itself, or (kFromMask) from a
+// mask; then `x` is the prelu output (or null without kWeightGrad), and every
+// vector is loaded in lane order to meet the mask's lanes.
+template <class T, bool kWeightGrad, bool kFromMask>
 void backward_loop(
     const T* g,
     const T* x,
+    const uint8_t* bits,
     const compute_t<T>* w,
     T* gx,
     compute_t<T>* gw,
     Span span) {
   using V = Vec<T>;
   constexpr int64_t L = V::kLanes;
+  auto load_x = [&](const T* p) {
+    return kFromMask && !kWeightGrad ? V::zero() : load_in_order(p);
+  };
+  auto sign = [&](int64_t p, int64_t n, V xv) {
+    if constexpr (kFromMask) {
+      return mask_lanes<V>(bits, p, n);
+    } else {
+      return positive(xv);
+    }
+  };
   for_each_run(span, [&](int64_t i, int64_t len, int64_t c, bool per_element) {
     const T* gi = g + i;
     const T* xi = x + i;
@@ -164,47 +230,72 @@ void backward_loop(
       compute_t<T>* gwc = gw + c;
       for (; k + L <= len; k += L) {
         const V gv = load_in_order(gi + k);
-        const V xv = load_in_order(xi + k);
+        const V xv = load_x(xi + k);
+        const auto m = sign(i + k, L, xv);
         store_in_order(
-            gxi + k, activation_grad(gv, xv, V::load_compute(wc + k)));
+            gxi + k, activation_grad_masked(gv, m, V::load_compute(wc + k)));
         if (kWeightGrad) {
           V::store_compute(
-              gwc + k, V::load_compute(gwc + k) + slope_grad(gv, xv));
+              gwc + k, V::load_compute(gwc + k) + slope_grad_masked(gv, m, xv));
         }
       }
       if (k < len) {
         const int64_t n = len - k;
         const V gv = load_partial<V, true>(gi + k, n);
-        const V xv = load_partial<V, true>(xi + k, n);
+        const V xv = kFromMask && !kWeightGrad
+            ? V::zero()
+            : load_partial<V, true>(xi + k, n);
+        const auto m = sign(i + k, n, xv);
         store_partial<V, true>(
             gxi + k,
-            activation_grad(gv, xv, load_compute_partial<V>(wc + k, n)),
+            activation_grad_masked(gv, m, load_compute_partial<V>(wc + k, n)),
             n);
         if (kWeightGrad) {
           store_compute_partial(
               gwc + k,
-              load_compute_partial<V>(gwc + k, n) + slope_grad(gv, xv),
+              load_compute_partial<V>(gwc + k, n) +
+                  slope_grad_masked(gv, m, xv),
               n);
         }
       }
     } else {
+      // One weight for the run: vectors in load()'s lane order, unless the
+      // sign comes from a mask.
+      constexpr bool kInOrder = kFromMask;
+      auto ld = [](const T* p) {
+        if constexpr (kInOrder) {
+          return load_in_order(p);
+        } else {
+          return load(p);
+        }
+      };
       const V slope = V::broadcast(w[c]);
       V sum = V::zero();
       for (; k + L <= len; k += L) {
-        const V gv = load(gi + k);
-        const V xv = load(xi + k);
-        store(gxi + k, activation_grad(gv, xv, slope));
+        const V gv = ld(gi + k);
+        const V xv = kFromMask && !kWeightGrad ? V::zero() : ld(xi + k);
+        const auto m = sign(i + k, L, xv);
+        const V gxv = activation_grad_masked(gv, m, slope);
+        if constexpr (kInOrder) {
+          store_in_order(gxi + k, gxv);
+        } else {
+          store(gxi + k, gxv);
+        }
         if (kWeightGrad) {
-          sum = sum + slope_grad(gv, xv);
+          sum = sum + slope_grad_masked(gv, m, xv);
         }
       }
       if (k < len) {
         const int64_t n = len - k;
-        const V gv = load_partial<V>(gi + k, n);
-        const V xv = load_partial<V>(xi + k, n);
-        store_partial(gxi + k, activation_grad(gv, xv, slope), n);
+        const V gv = load_partial<V, kInOrder>(gi + k, n);
+        const V xv = kFromMask && !kWeightGrad
+            ? V::zero()
+            : load_partial<V, kInOrder>(xi + k, n);
+        const auto m = sign(i + k, n, xv);
+        store_partial<V, kInOrder>(
+            gxi + k, activation_grad_masked(gv, m, slope), n);
         if (kWeightGrad) {
-          sum = sum + slope_grad(gv, xv); // the zero padding adds zeros
+          sum = sum + slope_grad_masked(gv, m, xv); // the zero padding adds 0
         }
       }
       if (kWeightGrad) {
@@ -223,9 +314,25 @@ void backward_kernel(
     compute_t<T>* gw,
     Span span) {
   if (gw != nullptr) {
-    backward_loop<T, true>(g, x, w, gx, gw, span);
+    backward_loop<T, true, false>(g, x, nullptr, w, gx, gw, span);
   } else {
-    backward_loop<T, false>(g, x, w, gx, gw, span);
+    backward_loop<T, false, false>(g, x, nullptr, w, gx, gw, span);
+  }
+}
+
+template <class T>
+void backward_from_mask_kernel(
+    const T* g,
+    const uint8_t* mask,
+    const T* result,
+    const compute_t<T>* w,
+    T* gx,
+    compute_t<T>* gw,
+    Span span) {
+  if (gw != nullptr) {
+    backward_loop<T, true, true>(g, result, mask, w, gx, gw, span);
+  } else { // leaky_relu: no result; the loop reads no x then
+    backward_loop<T, false, true>(g, g, mask, w, gx, gw, span);
   }
 }
 
@@ -234,11 +341,20 @@ constexpr Kernels<T> kernels() {
   return Kernels<T>{&forward_kernel<T>, &backward_kernel<T>};
 }
 
+template <class T>
+constexpr MaskKernels<T> mask_kernels() {
+  return MaskKernels<T>{&pack_kernel<T>, &backward_from_mask_kernel<T>};
+}
+
 const KernelTable* kernel_table() {
   static const KernelTable table{
       kernels<float>(),
       kernels<double>(),
       kernels<Half16>(),
-      kernels<BFloat16>()};
+      kernels<BFloat16>(),
+      mask_kernels<float>(),
+      mask_kernels<double>(),
+      mask_kernels<Half16>(),
+      mask_kernels<BFloat16>()};
   return &table;
 }

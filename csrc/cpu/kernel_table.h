@@ -7,6 +7,7 @@
 // pick for callers on a CPU without those instructions.
 
 #include <cstdint>
+#include <cstring>
 
 namespace actx {
 namespace cpu {
@@ -56,30 +57,75 @@ struct Kernels {
       Span span);
 };
 
+// The sign masks of the backward (one bit per element, bit i % 8 of byte i / 8
+// set where x[i] > 0); `begin` is a multiple of 8.
+template <class T>
+struct MaskKernels {
+  // Writes the bits of x[begin, end).
+  void (*pack)(const T* x, uint8_t* mask, int64_t begin, int64_t end);
+  // backward with the sign read off the mask: grad_input[i] = bit ? g[i] : w *
+  // g[i]; and, when grad_weight is not null, grad_weight[channel] += bit ? 0 :
+  // result[i] * g[i] (the prelu output standing in for x; the caller divides
+  // by the weight).
+  void (*backward)(
+      const T* grad_output,
+      const uint8_t* mask,
+      const T* result,
+      const compute_t<T>* weight,
+      T* grad_input,
+      compute_t<T>* grad_weight,
+      Span span);
+};
+
 struct KernelTable {
   Kernels<float> f32;
   Kernels<double> f64;
   Kernels<Half16> f16;
   Kernels<BFloat16> bf16;
+  MaskKernels<float> mask_f32;
+  MaskKernels<double> mask_f64;
+  MaskKernels<Half16> mask_f16;
+  MaskKernels<BFloat16> mask_bf16;
 };
 
 template <class T>
 const Kernels<T>& kernels_for(const KernelTable& table);
+template <class T>
+const MaskKernels<T>& mask_kernels_for(const KernelTable& table);
 template <>
 inline const Kernels<float>& kernels_for<float>(const KernelTable& t) {
   return t.f32;
+}
+template <>
+inline const MaskKernels<float>& mask_kernels_for<float>(const KernelTable& t) {
+  return t.mask_f32;
 }
 template <>
 inline const Kernels<double>& kernels_for<double>(const KernelTable& t) {
   return t.f64;
 }
 template <>
+inline const MaskKernels<double>& mask_kernels_for<double>(
+    const KernelTable& t) {
+  return t.mask_f64;
+}
+template <>
 inline const Kernels<Half16>& kernels_for<Half16>(const KernelTable& t) {
   return t.f16;
 }
 template <>
+inline const MaskKernels<Half16>& mask_kernels_for<Half16>(
+    const KernelTable& t) {
+  return t.mask_f16;
+}
+template <>
 inline const Kernels<BFloat16>& kernels_for<BFloat16>(const KernelTable& t) {
   return t.bf16;
+}
+template <>
+inline const MaskKernels<BFloat16>& mask_kernels_for<BFloat16>(
+    const KernelTable& t) {
+  return t.mask_bf16;
 }
 
 // One table per instruction set; null where this build has none for it (not

@@ -96,6 +96,27 @@ inline VecD zero_like(VecD) {
   return VecD::zero();
 }
 
+// A comparison result as bits (bit k: lane k), and back: the sign masks the
+// backward keeps. The vector argument only names the type.
+inline uint32_t positive_bits(MaskF m) {
+  return static_cast<uint32_t>(_mm256_movemask_ps(m.m));
+}
+inline uint32_t positive_bits(MaskD m) {
+  return static_cast<uint32_t>(_mm256_movemask_pd(m.m));
+}
+inline MaskF positive_from_bits(VecF, uint32_t bits) {
+  const __m256i lane_bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  const __m256i set =
+      _mm256_and_si256(_mm256_set1_epi32(static_cast<int>(bits)), lane_bits);
+  return {_mm256_castsi256_ps(_mm256_cmpeq_epi32(set, lane_bits))};
+}
+inline MaskD positive_from_bits(VecD, uint32_t bits) {
+  const __m256i lane_bits = _mm256_setr_epi64x(1, 2, 4, 8);
+  const __m256i set = _mm256_and_si256(
+      _mm256_set1_epi64x(static_cast<long long>(bits)), lane_bits);
+  return {_mm256_castsi256_pd(_mm256_cmpeq_epi64(set, lane_bits))};
+}
+
 // 16 bfloat16 values as two float vectors. load() fills them the cheap way: a
 // 32-bit lane of the loaded register holds elements 2j (low half) and 2j + 1
 // (high half), so a shift and a mask make floats of them without crossing
@@ -144,6 +165,15 @@ inline VecBF zero_like(VecBF) {
 }
 inline float reduce_add(VecBF a) {
   return reduce_add(a.v0 + a.v1);
+}
+// In lane order (load_in_order): v0 holds lanes 0-7, v1 lanes 8-15.
+inline uint32_t positive_bits(MaskBF m) {
+  return positive_bits(m.m0) | (positive_bits(m.m1) << 8);
+}
+inline MaskBF positive_from_bits(VecBF, uint32_t bits) {
+  return {
+      positive_from_bits(VecF{}, bits & 0xFFu),
+      positive_from_bits(VecF{}, bits >> 8)};
 }
 
 template <class T>

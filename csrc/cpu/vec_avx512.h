@@ -89,6 +89,21 @@ inline VecD zero_like(VecD) {
   return VecD::zero();
 }
 
+// Comparison masks are bits already (bit k: lane k): the sign masks the
+// backward keeps. The vector argument only names the type.
+inline uint32_t positive_bits(__mmask16 m) {
+  return m;
+}
+inline uint32_t positive_bits(__mmask8 m) {
+  return m;
+}
+inline __mmask16 positive_from_bits(VecF, uint32_t bits) {
+  return static_cast<__mmask16>(bits);
+}
+inline __mmask8 positive_from_bits(VecD, uint32_t bits) {
+  return static_cast<__mmask8>(bits);
+}
+
 template <class T>
 struct VecOf {
   using type = VecF;

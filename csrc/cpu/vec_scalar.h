@@ -57,6 +57,15 @@ inline Lane<C> zero_like(Lane<C>) {
   return Lane<C>::zero();
 }
 
+// The sign masks the backward keeps: one lane, one bit.
+inline uint32_t positive_bits(bool m) {
+  return m ? 1u : 0u;
+}
+template <class C>
+inline bool positive_from_bits(Lane<C>, uint32_t bits) {
+  return (bits & 1u) != 0;
+}
+
 template <class T>
 using Vec = Lane<compute_t<T>>;
 

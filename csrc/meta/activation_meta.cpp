@@ -11,6 +11,7 @@ namespace {
 
 struct MetaBackend {
   static constexpr bool kComputes = false;
+  static constexpr bool kMaskKernels = false;
   static void forward(const ElementwiseCall&) {}
   static void backward(const ElementwiseCall&) {}
 };

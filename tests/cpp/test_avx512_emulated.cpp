@@ -228,6 +228,46 @@ void check_against_scalar() {
               << "grad_weight " << c;
         }
       }
+      // The sign masks: the same bits, and the backward read off them the same
+      // grad_input and (with x standing for the prelu output) grad_weight.
+      std::vector<uint8_t> mask_e((n + 7) / 8, 0xAA), mask_r((n + 7) / 8, 0x55);
+      mask_kernels_for<T>(emulated).pack(x.data(), mask_e.data(), 0, n);
+      mask_kernels_for<T>(reference).pack(x.data(), mask_r.data(), 0, n);
+      ASSERT_EQ(mask_e, mask_r);
+      for (int64_t i = 0; i < n; ++i) {
+        ASSERT_EQ((mask_r[i / 8] >> (i % 8)) & 1, to_double(x[i]) > 0 ? 1 : 0)
+            << "mask bit " << i;
+      }
+      std::vector<C> gm_e(channels, 0), gm_r(channels, 0);
+      mask_kernels_for<T>(emulated).backward(
+          g.data(),
+          mask_e.data(),
+          x.data(),
+          w.data(),
+          out_e.data(),
+          gm_e.data(),
+          span);
+      mask_kernels_for<T>(reference).backward(
+          g.data(),
+          mask_r.data(),
+          x.data(),
+          w.data(),
+          out_r.data(),
+          gm_r.data(),
+          span);
+      for (int64_t i = begin; i < end; ++i) {
+        ASSERT_TRUE(same(out_e[i], out_r[i]))
+            << "grad_input from the mask, element " << i;
+      }
+      for (int64_t c = 0; c < channels; ++c) {
+        const double a = gm_e[c], b = gm_r[c];
+        if (std::isnan(a) || std::isnan(b) || std::isinf(a) || std::isinf(b)) {
+          EXPECT_EQ(std::isnan(a), std::isnan(b)) << "grad_weight " << c;
+        } else {
+          EXPECT_LE(std::abs(a - b), 1e-5 * magnitude[c] + 1e-30)
+              << "grad_weight from the mask " << c;
+        }
+      }
     }
   }
 }

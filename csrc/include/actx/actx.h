@@ -6,6 +6,7 @@
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/Scalar.h>
+#include <c10/core/SymIntArrayRef.h>
 
 #include <string>
 #include <tuple>
@@ -47,6 +48,34 @@ ACTX_API std::tuple<at::Tensor, at::Tensor> prelu_backward(
 // The CPU instruction set the kernels use: "scalar", "avx2" or "avx512". The
 // default is the best this CPU supports, or the environment variable
 // ACTX_CPU_CAPABILITY when set.
+// The same operators keeping a sign mask for the backward (one bit per element,
+// see schema.cpp), and their backward operators. The autograd kernels of
+// leaky_relu and prelu call them; they are public for tests and for code that
+// writes its own backward.
+ACTX_API std::tuple<at::Tensor, at::Tensor> leaky_relu_with_mask(
+    const at::Tensor& self,
+    const at::Scalar& negative_slope = 0.01);
+ACTX_API at::Tensor leaky_relu_backward_from_mask(
+    const at::Tensor& grad_output,
+    const at::Tensor& mask,
+    const at::Scalar& negative_slope,
+    c10::SymIntArrayRef stride);
+ACTX_API std::tuple<at::Tensor, at::Tensor> prelu_with_mask(
+    const at::Tensor& self,
+    const at::Tensor& weight);
+ACTX_API std::tuple<at::Tensor, at::Tensor> prelu_backward_from_mask(
+    const at::Tensor& grad_output,
+    const at::Tensor& mask,
+    const at::Tensor& result,
+    const at::Tensor& weight);
+
+// Whether autograd keeps a one-bit sign mask for the backward of leaky_relu and
+// prelu (true, the default) or their input, as torch does (false; also when the
+// environment variable ACTX_BACKWARD_MASKS is 0 at load). Returns the setting
+// before. Applies to calls made after it.
+ACTX_API bool backward_masks_enabled();
+ACTX_API bool set_backward_masks(bool enabled);
+
 ACTX_API std::string cpu_capability();
 // Chooses the instruction set (tests use it to cover every level); returns the
 // one in force.
