@@ -4,7 +4,9 @@ Importing the package loads the compiled operator library; everything else here 
 wrappers and nn modules around torch.ops.actx.
 """
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -56,6 +58,34 @@ from .nn import replace_activations  # noqa: E402
 inductor._install()
 
 
+def backward_masks_enabled() -> bool:
+    """Whether autograd keeps a one-bit sign mask per element for the backward of leaky_relu and
+    prelu (True, the default) instead of their input, as torch does (False; also when
+    ACTX_BACKWARD_MASKS=0 is set before actx loads). docs/memory.md says what each keeps."""
+    return torch.ops.actx._backward_masks()
+
+
+def set_backward_masks(enabled: bool) -> bool:
+    """Chooses what autograd keeps for the calls made from now on (see backward_masks_enabled);
+    returns the setting before. A function compiled before keeps its graph until
+    torch._dynamo.reset()."""
+    if not isinstance(enabled, bool):
+        raise TypeError(f"actx: set_backward_masks expected `enabled` to be a bool, got {type(enabled).__name__}")
+    before = torch.ops.actx._set_backward_masks(enabled)
+    inductor._tag_caches()
+    return before
+
+
+@contextlib.contextmanager
+def backward_masks(enabled: bool) -> Iterator[None]:
+    """set_backward_masks(enabled) inside the block, and the setting before it after."""
+    before = set_backward_masks(enabled)
+    try:
+        yield
+    finally:
+        set_backward_masks(before)
+
+
 def cpu_capability() -> str:
     """The instruction set of the CPU kernels: 'scalar', 'avx2' or 'avx512'."""
     return torch.ops.actx._cpu_capability()
@@ -74,6 +104,9 @@ __all__ = [
     "nn",
     "inductor",
     "replace_activations",
+    "backward_masks",
+    "backward_masks_enabled",
+    "set_backward_masks",
     "cpu_capability",
     "set_cpu_capability",
 ]

@@ -19,6 +19,7 @@
 #include <torch/csrc/dynamo/compiled_autograd.h>
 #include <torch/library.h>
 
+#include <cmath>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -87,6 +88,58 @@ struct PreluFormula {
     }
     auto [grad_input, grad_weight] =
         actx::prelu_backward(grads[0], saved[0], saved[1]);
+    return {grad_input, grad_weight};
+  }
+};
+
+// The formulas of the nodes that keep a sign mask (backward_masks_enabled()):
+// leaky_relu keeps the mask alone, prelu the mask and its output (shared with
+// the layer after it, which usually keeps its input), from which the weight
+// gradient recovers x where x <= 0.
+struct LeakyReluMaskFormula {
+  static constexpr const char* kName = "actx::LeakyReluBackward";
+  // saved: mask; constants: negative_slope, the output's strides.
+  static variable_list backward(
+      const variable_list& saved,
+      const Constants& constants,
+      const variable_list& grads) {
+    if (!grads[0].defined()) {
+      return {at::Tensor()};
+    }
+    return {actx::leaky_relu_backward_from_mask(
+        grads[0],
+        saved[0],
+        constants[0].toScalar(),
+        constants[1].toSymIntVector())};
+  }
+};
+
+// leaky_relu_backward_from_mask is linear in grad_output with the same mask
+// (which is not differentiable).
+struct LeakyReluBackwardFromMaskFormula {
+  static constexpr const char* kName =
+      "actx::LeakyReluBackwardFromMaskBackward";
+  // saved and constants as LeakyReluMaskFormula. Inputs: grad_output.
+  static variable_list backward(
+      const variable_list& saved,
+      const Constants& constants,
+      const variable_list& grads) {
+    return LeakyReluMaskFormula::backward(saved, constants, grads);
+  }
+};
+
+struct PreluMaskFormula {
+  static constexpr const char* kName = "actx::PreluBackward";
+  // saved: result, mask, weight. Inputs: self, weight.
+  static variable_list backward(
+      const variable_list& saved,
+      const Constants&,
+      const variable_list& grads) {
+    if (!grads[0].defined()) {
+      return {at::Tensor(), at::Tensor()};
+    }
+    auto [grad_input, grad_weight] =
+        actx::prelu_backward_from_mask(grads[0], saved[1], saved[0], saved[2]);
     return {grad_input, grad_weight};
   }
 };
@@ -165,6 +218,61 @@ struct PreluBackwardFormula {
               weight)
         : at::Tensor();
     return {d_grad, d_self, d_weight};
+  }
+};
+
+// The derivatives of prelu_backward_from_mask(g, mask, y, w), where y = w * x
+// is prelu's output and m the mask (x > 0):
+//   grad_input  = m ? g : w * g
+//   grad_weight = (sum over the broadcast dims of (m ? 0 : g * y)) / w
+struct PreluBackwardFromMaskFormula {
+  static constexpr const char* kName = "actx::PreluBackwardFromMaskBackward";
+  // saved: grad_output, mask, result, weight. Inputs: grad_output, result,
+  // weight.
+  static variable_list backward(
+      const variable_list& saved,
+      const Constants&,
+      const variable_list& grads) {
+    const at::Tensor& g = saved[0];
+    const at::Tensor& y = saved[2];
+    const at::Tensor& weight = saved[3];
+    const at::Tensor& gg_input = grads[0];
+    const at::Tensor& gg_weight = grads[1];
+    if (!gg_input.defined() && !gg_weight.defined()) {
+      return {at::Tensor(), at::Tensor(), at::Tensor()};
+    }
+    const SymDimVector shape =
+        prelu_weight_sym_shape(y, weight, "prelu_backward_from_mask");
+    const at::Tensor w = weight.reshape_symint(shape);
+    const at::Tensor positive = unpack_mask_reference(saved[1], y);
+    // gg_weight / w, broadcast: the weight gradient's derivative per g * y.
+    const at::Tensor per_term = gg_weight.defined()
+        ? gg_weight.reshape_symint(shape) / w
+        : at::Tensor();
+    const at::Tensor on_negative = add_defined(
+        gg_input.defined() ? w * gg_input : at::Tensor(),
+        per_term.defined() ? y * per_term : at::Tensor());
+    const at::Tensor d_grad =
+        at::where(
+            positive,
+            gg_input.defined() ? gg_input : at::zeros_like(g),
+            on_negative)
+            .to(g.scalar_type());
+    const at::Tensor d_result = per_term.defined()
+        ? at::where(positive, at::zeros_like(y), g * per_term)
+              .to(y.scalar_type())
+        : at::Tensor();
+    // d/dw: g * gg_input where x <= 0 (from grad_input), and -gg_weight *
+    // grad_weight / w (grad_weight is a sum divided by w).
+    at::Tensor d_weight = gg_input.defined()
+        ? at::where(positive, at::zeros_like(g), g * gg_input)
+        : at::Tensor();
+    if (per_term.defined()) {
+      d_weight = add_defined(
+          d_weight,
+          at::where(positive, at::zeros_like(y), -(g * y) * per_term / w));
+    }
+    return {d_grad, d_result, sum_to_weight(d_weight, shape, weight)};
   }
 };
 
@@ -345,9 +453,56 @@ at::Tensor masked_slope_tangent(
 
 // ---- Autograd kernels ----
 
+// Whether `t` is being traced (torch.compile, torch.export: fake or functional
+// tensors). Traced graphs keep the input: Inductor's partitioner chooses what a
+// compiled graph saves by itself, and the mask operators there cost time
+// (docs/memory.md) for no bytes it would not save anyway.
+bool traced(const at::Tensor& t) {
+  return t.key_set().has_any(c10::DispatchKeySet(
+      {c10::DispatchKey::Python, c10::DispatchKey::Functionalize}));
+}
+
+void set_leaky_relu_tangent(
+    at::Tensor& result,
+    const at::Tensor& self,
+    const at::Scalar& negative_slope) {
+  if (const at::Tensor t = tangent_of(self); t.defined()) {
+    result._set_fw_grad(
+        actx::leaky_relu_backward(t, primal_of(self), negative_slope, false),
+        0,
+        false);
+  }
+}
+
+// leaky_relu keeping its sign mask: the output, the mask, and (when self
+// requires grad) the node that keeps the mask for the backward.
+std::tuple<at::Tensor, at::Tensor> leaky_relu_with_mask_autograd(
+    const at::Tensor& self,
+    const at::Scalar& negative_slope) {
+  auto node = make_node<LeakyReluMaskFormula>(self);
+  at::Tensor result, mask;
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    std::tie(result, mask) = actx::leaky_relu_with_mask(self, negative_slope);
+  }
+  if (node) {
+    node->save_constants(
+        {negative_slope, c10::IValue(result.sym_strides().vec())});
+    node->save(mask);
+    torch::autograd::set_history(result, node);
+  }
+  set_leaky_relu_tangent(result, self, negative_slope);
+  return {result, mask};
+}
+
 at::Tensor leaky_relu_autograd(
     const at::Tensor& self,
     const at::Scalar& negative_slope) {
+  // The mask only when a backward will read it: inference computes none.
+  if (backward_masks_enabled() && !traced(self) &&
+      torch::autograd::compute_requires_grad(self)) {
+    return std::get<0>(leaky_relu_with_mask_autograd(self, negative_slope));
+  }
   auto node = make_node<LeakyReluFormula>(self);
   if (node) {
     node->save_constants({negative_slope, /*self_is_result=*/false});
@@ -361,12 +516,7 @@ at::Tensor leaky_relu_autograd(
   if (node) {
     torch::autograd::set_history(result, node);
   }
-  if (const at::Tensor t = tangent_of(self); t.defined()) {
-    result._set_fw_grad(
-        actx::leaky_relu_backward(t, primal_of(self), negative_slope, false),
-        0,
-        false);
-  }
+  set_leaky_relu_tangent(result, self, negative_slope);
   return result;
 }
 
@@ -431,6 +581,30 @@ at::Tensor& leaky_relu__inplace_or_view(
   return self;
 }
 
+// The autograd kernel of a backward operator, linear in grad_output:
+// call(g, primal) runs it on g below autograd (its other tensors as primals
+// when `primal`), the node goes on the result, and the result's tangent is the
+// operator on grad_output's tangent (the other inputs' tangents contribute zero
+// almost everywhere).
+template <class Node, class Call>
+at::Tensor run_linear_in_grad(
+    const at::Tensor& grad_output,
+    const std::shared_ptr<Node>& node,
+    Call call) {
+  at::Tensor result;
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    result = call(grad_output, false);
+  }
+  if (node) {
+    torch::autograd::set_history(result, node);
+  }
+  if (const at::Tensor t = tangent_of(grad_output); t.defined()) {
+    result._set_fw_grad(call(t, true), 0, false);
+  }
+  return result;
+}
+
 at::Tensor leaky_relu_backward_autograd(
     const at::Tensor& grad_output,
     const at::Tensor& self,
@@ -441,27 +615,87 @@ at::Tensor leaky_relu_backward_autograd(
     node->save_constants({negative_slope, self_is_result});
     node->save(self);
   }
-  at::Tensor result;
+  return run_linear_in_grad(
+      grad_output, node, [&](const at::Tensor& g, bool primal) {
+        return actx::leaky_relu_backward(
+            g, primal ? primal_of(self) : self, negative_slope, self_is_result);
+      });
+}
+
+void set_prelu_tangent(
+    at::Tensor& result,
+    const at::Tensor& self,
+    const at::Tensor& weight) {
+  const at::Tensor self_t = tangent_of(self);
+  const at::Tensor weight_t = tangent_of(weight);
+  if (self_t.defined() || weight_t.defined()) {
+    const at::Tensor x = primal_of(self);
+    const at::Tensor w = primal_of(weight);
+    const at::Tensor t = masked_slope_tangent(
+        x, x, self_t, w, weight_t, prelu_weight_sym_shape(x, w, "prelu"));
+    result._set_fw_grad(t.to(result.scalar_type()), 0, false);
+  }
+}
+
+std::tuple<at::Tensor, at::Tensor> prelu_with_mask_autograd(
+    const at::Tensor& self,
+    const at::Tensor& weight) {
+  auto node = make_node<PreluMaskFormula>(self, weight);
+  at::Tensor result, mask;
   {
     at::AutoDispatchBelowADInplaceOrView guard;
-    result = actx::leaky_relu_backward(
-        grad_output, self, negative_slope, self_is_result);
+    std::tie(result, mask) = actx::prelu_with_mask(self, weight);
   }
+  // The tangent first: a saved output keeps the tangent it has when saved
+  // (forward over reverse reads it).
+  set_prelu_tangent(result, self, weight);
   if (node) {
     torch::autograd::set_history(result, node);
+    node->save(result, /*is_output=*/true);
+    node->save(mask);
+    node->save(weight);
   }
-  // Linear in grad_output; self's tangent contributes zero almost everywhere.
-  if (const at::Tensor t = tangent_of(grad_output); t.defined()) {
-    result._set_fw_grad(
-        actx::leaky_relu_backward(
-            t, primal_of(self), negative_slope, self_is_result),
-        0,
-        false);
+  return {result, mask};
+}
+
+// Whether prelu's weight gradient may be recovered from its output: x = y / w
+// where x <= 0. That needs the weight's values, read here (a plain CPU tensor;
+// a GPU weight would cost a synchronization, a traced one has no values), all
+// finite and of a magnitude in [2^-20, 2^20], so that y = w * x neither
+// overflows nor loses x to underflow; and float32/float64, since a rounded
+// float16/bfloat16 y would cost the weight gradient ~2^-9 relative error per
+// term where torch's sums exact products.
+bool weight_gradient_from_result(
+    const at::Tensor& self,
+    const at::Tensor& weight) {
+  const auto dtype = self.scalar_type();
+  if (dtype != at::kFloat && dtype != at::kDouble) {
+    return false;
   }
-  return result;
+  // functorch's tensors have values, but not ones to read here.
+  const c10::DispatchKeySet functorch(
+      {c10::DispatchKey::FuncTorchGradWrapper,
+       c10::DispatchKey::FuncTorchBatched});
+  for (const at::Tensor* t : {&self, &weight}) {
+    if (!t->device().is_cpu() || traced(*t) ||
+        t->key_set().has_any(functorch)) {
+      return false;
+    }
+  }
+  at::AutoDispatchBelowADInplaceOrView guard;
+  const at::Tensor magnitude = weight.abs();
+  return magnitude.ge(std::ldexp(1.0, -20))
+      .logical_and(magnitude.le(std::ldexp(1.0, 20)))
+      .all()
+      .item<bool>();
 }
 
 at::Tensor prelu_autograd(const at::Tensor& self, const at::Tensor& weight) {
+  if (backward_masks_enabled() &&
+      torch::autograd::compute_requires_grad(self, weight) &&
+      weight_gradient_from_result(self, weight)) {
+    return std::get<0>(prelu_with_mask_autograd(self, weight));
+  }
   auto node = make_node<PreluFormula>(self, weight);
   if (node) {
     node->save(self);
@@ -475,15 +709,7 @@ at::Tensor prelu_autograd(const at::Tensor& self, const at::Tensor& weight) {
   if (node) {
     torch::autograd::set_history(result, node);
   }
-  const at::Tensor self_t = tangent_of(self);
-  const at::Tensor weight_t = tangent_of(weight);
-  if (self_t.defined() || weight_t.defined()) {
-    const at::Tensor x = primal_of(self);
-    const at::Tensor w = primal_of(weight);
-    const at::Tensor t = masked_slope_tangent(
-        x, x, self_t, w, weight_t, prelu_weight_sym_shape(x, w, "prelu"));
-    result._set_fw_grad(t.to(result.scalar_type()), 0, false);
-  }
+  set_prelu_tangent(result, self, weight);
   return result;
 }
 
@@ -536,10 +762,98 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward_autograd(
   return {grad_input, grad_weight};
 }
 
+at::Tensor leaky_relu_backward_from_mask_autograd(
+    const at::Tensor& grad_output,
+    const at::Tensor& mask,
+    const at::Scalar& negative_slope,
+    c10::SymIntArrayRef stride) {
+  auto node = make_node<LeakyReluBackwardFromMaskFormula>(grad_output);
+  if (node) {
+    node->save_constants({negative_slope, c10::IValue(stride.vec())});
+    node->save(mask);
+  }
+  return run_linear_in_grad(
+      grad_output, node, [&](const at::Tensor& g, bool primal) {
+        return actx::leaky_relu_backward_from_mask(
+            g, primal ? primal_of(mask) : mask, negative_slope, stride);
+      });
+}
+
+std::tuple<at::Tensor, at::Tensor> prelu_backward_from_mask_autograd(
+    const at::Tensor& grad_output,
+    const at::Tensor& mask,
+    const at::Tensor& result,
+    const at::Tensor& weight) {
+  auto node =
+      make_node<PreluBackwardFromMaskFormula>(grad_output, result, weight);
+  if (node) {
+    node->save(grad_output);
+    node->save(mask);
+    node->save(result);
+    node->save(weight);
+  }
+  at::Tensor grad_input, grad_weight;
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    std::tie(grad_input, grad_weight) =
+        actx::prelu_backward_from_mask(grad_output, mask, result, weight);
+  }
+  if (node) {
+    torch::autograd::set_history({grad_input, grad_weight}, node);
+  }
+  const at::Tensor g_t = tangent_of(grad_output);
+  const at::Tensor y_t = tangent_of(result);
+  const at::Tensor w_t = tangent_of(weight);
+  if (g_t.defined() || y_t.defined() || w_t.defined()) {
+    const at::Tensor g = primal_of(grad_output);
+    const at::Tensor y = primal_of(result);
+    const at::Tensor w = primal_of(weight);
+    const SymDimVector shape =
+        prelu_weight_sym_shape(y, w, "prelu_backward_from_mask");
+    // torch's forward-mode formulas count x == 0 (y == 0) with the positive
+    // side, as masked_slope_tangent does.
+    const at::Tensor non_negative =
+        unpack_mask_reference(primal_of(mask), y).logical_or(y == 0);
+    const at::Tensor wb = w.reshape_symint(shape);
+    if (g_t.defined() || w_t.defined()) {
+      const at::Tensor on_negative = add_defined(
+          g_t.defined() ? wb * g_t : at::Tensor(),
+          w_t.defined() ? w_t.reshape_symint(shape) * g : at::Tensor());
+      const at::Tensor t = at::where(
+          non_negative, g_t.defined() ? g_t : at::zeros_like(g), on_negative);
+      grad_input._set_fw_grad(t.to(grad_input.scalar_type()), 0, false);
+    }
+    // d(sum of g * y / w) = sum of (g_t * y + g * y_t) / w - sum of g * y *
+    // w_t / w^2, over x < 0.
+    at::Tensor term = add_defined(
+        g_t.defined() ? g_t * y : at::Tensor(),
+        y_t.defined() ? g * y_t : at::Tensor());
+    term = term.defined() ? term / wb : term;
+    if (w_t.defined()) {
+      term =
+          add_defined(term, -(g * y) * w_t.reshape_symint(shape) / (wb * wb));
+    }
+    grad_weight._set_fw_grad(
+        sum_to_weight(
+            at::where(non_negative, at::zeros_like(term), term), shape, w),
+        0,
+        false);
+  }
+  return {grad_input, grad_weight};
+}
+
 } // namespace
 } // namespace actx
 
 TORCH_LIBRARY_IMPL(actx, Autograd, m) {
+  m.impl("leaky_relu_with_mask", TORCH_FN(actx::leaky_relu_with_mask_autograd));
+  m.impl(
+      "leaky_relu_backward_from_mask",
+      TORCH_FN(actx::leaky_relu_backward_from_mask_autograd));
+  m.impl("prelu_with_mask", TORCH_FN(actx::prelu_with_mask_autograd));
+  m.impl(
+      "prelu_backward_from_mask",
+      TORCH_FN(actx::prelu_backward_from_mask_autograd));
   m.impl("leaky_relu", TORCH_FN(actx::leaky_relu_autograd));
   m.impl("leaky_relu_", TORCH_FN(actx::leaky_relu__autograd));
   m.impl("leaky_relu_backward", TORCH_FN(actx::leaky_relu_backward_autograd));

@@ -323,6 +323,12 @@ def opcheck_samples():
                     ),
                 )
                 yield "prelu_backward", (finite_values(t.shape, dtype, g), t, w)
+                y, mask = torch.ops.actx.prelu_with_mask(t, w)
+                yield "prelu_with_mask", (t, w)
+                yield "prelu_backward_from_mask", (finite_values(t.shape, dtype, g), mask, y, w)
+            out, mask = torch.ops.actx.leaky_relu_with_mask(t, 0.1)
+            yield "leaky_relu_with_mask", (t, 0.1)
+            yield "leaky_relu_backward_from_mask", (finite_values(t.shape, dtype, g), mask, 0.1, out.stride())
             yield "leaky_relu", (t, 0.1)
             yield "leaky_relu", (t.detach().requires_grad_(dtype in (torch.float32, torch.float64)), -0.3)
             yield "leaky_relu_", (t.clone(), 0.2)

@@ -154,32 +154,49 @@ def test_inplace_forward_mode_on_a_view_updates_the_base_tangent(slope):
         assert_same_values(result.tangent, expected_tangent)
 
 
-def test_graph_nodes_behave_like_torch_nodes():
+@pytest.mark.parametrize("masks", [False, True], ids=["inputs", "masks"])
+def test_graph_nodes_behave_like_torch_nodes(masks):
     g = generator(35)
     x = make_values((2, 3, 4), torch.float64, g, away_from_zero=True).requires_grad_()
     w = (torch.rand(3, generator=g, dtype=torch.float64) + 0.1).requires_grad_()
     events = []
-    with torch.autograd.graph.saved_tensors_hooks(
-        lambda t: events.append("pack") or t, lambda t: events.append("unpack") or t
+    with (
+        torch_ext.backward_masks(masks),
+        torch.autograd.graph.saved_tensors_hooks(
+            lambda t: events.append("pack") or t, lambda t: events.append("unpack") or t
+        ),
     ):
         y = torch.ops.actx.prelu(x, w)
     assert y.grad_fn.name() == "actx::PreluBackward"
     leaves = [f.variable for f, _ in y.grad_fn.next_functions]  # AccumulateGrad of each leaf
     assert len(leaves) == 2 and leaves[0] is x and leaves[1] is w
-    assert events == ["pack", "pack"]
+    saved = 3 if masks else 2  # output, mask, weight; or input, weight
+    assert events == ["pack"] * saved
     y.sum().backward(retain_graph=True)
-    assert events == ["pack", "pack", "unpack", "unpack"]
+    assert events == ["pack"] * saved + ["unpack"] * saved
     first = (x.grad.clone(), w.grad.clone())
     y.sum().backward()  # retained: runs again and accumulates
     torch.testing.assert_close(x.grad, 2 * first[0])
     torch.testing.assert_close(w.grad, 2 * first[1])
     with pytest.raises(RuntimeError, match="backward through the graph a second time"):
         y.sum().backward()
-    z = torch.ops.actx.leaky_relu(x, 0.1)
+    with torch_ext.backward_masks(masks):
+        z = torch.ops.actx.leaky_relu(x, 0.1)
+        y = torch.ops.actx.prelu(x, w)
+    expected = torch.where(x > 0, 1.0, 0.1).to(x.dtype)
     with torch.no_grad():
-        x.mul_(1)
-    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
-        z.sum().backward()
+        x.mul_(-1)
+        y.mul_(1)
+    if masks:
+        # The mask is the sign of x when leaky_relu ran: x is free to change after. The prelu
+        # output is what prelu keeps now.
+        (grad,) = torch.autograd.grad(z.sum(), x)
+        torch.testing.assert_close(grad, expected)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            y.sum().backward()
+    else:
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            z.sum().backward()
 
 
 def test_compiled_autograd_matches_eager():
