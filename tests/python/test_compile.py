@@ -72,6 +72,10 @@ def test_inductor_table_holds_every_operator():
         torch.ops.actx.leaky_relu_backward.default,
         torch.ops.actx.prelu.default,
         torch.ops.actx.prelu_backward.default,
+        torch.ops.actx.leaky_relu_with_mask.default,
+        torch.ops.actx.leaky_relu_backward_from_mask.default,
+        torch.ops.actx.prelu_with_mask.default,
+        torch.ops.actx.prelu_backward_from_mask.default,
     ]
     assert set(torch_ext.inductor.DECOMPOSITIONS) == set(ops)
     for op in ops:
