@@ -1,0 +1,383 @@
+"""Sign masks: autograd keeps one bit per element for the backward instead of the input.
+
+leaky_relu keeps the mask alone; prelu (float32/float64 on the CPU, weights in range) its output
+and the mask; the switch (torch_ext.backward_masks) brings back the input. Gradients stay torch's:
+bit for bit for the input, to summation order for the prelu weight.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+from test_ops import capability  # noqa: F401  (the fixture: once per CPU instruction set)
+from torch.func import grad, vmap
+
+import torch_ext
+
+from samples import (
+    DTYPES,
+    SLOPES,
+    assert_same_values,
+    assert_sum_close,
+    generator,
+    leaky_relu_samples,
+    make_values,
+    prelu_samples,
+    weight_grad_magnitude,
+    weight_grad_reference,
+)
+
+A = torch.ops.actx
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
+def mask_reference(x: torch.Tensor) -> torch.Tensor:
+    """Bit k (bit k % 8 of byte k // 8): x > 0 for the element at offset k of empty_like(x)."""
+    like = torch.empty_like(x)
+    order = sorted(range(x.dim()), key=lambda d: -like.stride(d))
+    bits = (x > 0).permute(order).reshape(-1).cpu()
+    bits = torch.cat([bits, bits.new_zeros((-bits.numel()) % 8)]).view(-1, 8).to(torch.int64)
+    return (bits << torch.arange(8)).sum(1).to(torch.uint8).to(x.device)
+
+
+def saved_by(fn):
+    """fn()'s result and the tensors autograd packed for its backward."""
+    packed = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: packed.append(t) or t, lambda t: t):
+        out = fn()
+    return out, packed
+
+
+def grad_input_reference(x, g, w):
+    """x > 0 ? g : w * g, in the compute type, rounded once (actx's and torch's rule)."""
+    compute = torch.float64 if x.dtype == torch.float64 else torch.float32
+    return torch.where(x > 0, g.to(compute), w.to(compute) * g.to(compute)).to(g.dtype)
+
+
+@pytest.mark.usefixtures("capability")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_masks_are_the_sign_of_the_input(dtype):
+    g = generator(40)
+    for x, name in leaky_relu_samples(dtype, g):
+        out, mask = A.leaky_relu_with_mask(x, 0.1)
+        assert mask.dtype == torch.uint8 and mask.shape == ((x.numel() + 7) // 8,), name
+        assert torch.equal(mask, mask_reference(x)), name
+        assert_same_values(out, A.leaky_relu(x, 0.1))
+    for s in prelu_samples(dtype, g):
+        out, mask = A.prelu_with_mask(s.input, s.weight)
+        assert torch.equal(mask, mask_reference(s.input)), s.name
+        assert_same_values(out, A.prelu(s.input, s.weight))
+
+
+@pytest.mark.usefixtures("capability")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_leaky_relu_keeps_only_the_mask_and_its_gradient_is_torchs(dtype):
+    g = generator(41)
+    for slope in SLOPES:
+        for x, name in leaky_relu_samples(dtype, g):
+            x.requires_grad_()
+            out, saved = saved_by(lambda: A.leaky_relu(x, slope))
+            assert len(saved) == 1 and saved[0].dtype == torch.uint8, name
+            assert saved[0].numel() == (x.numel() + 7) // 8, name
+            grad_out = make_values(x.shape, dtype, g, specials=False)
+            (actual,) = torch.autograd.grad(out, x, grad_out)
+            (expected,) = torch.autograd.grad(F.leaky_relu(x, slope), x, grad_out)
+            assert_same_values(actual, expected)
+
+
+def test_backward_from_mask_reads_any_grad_layout():
+    g = generator(42)
+    x = make_values((2, 8, 5, 3), torch.float32, g).contiguous(memory_format=torch.channels_last)
+    out, mask = A.leaky_relu_with_mask(x, 0.2)
+    grad_out = make_values((3, 5, 8, 2), torch.float32, g).permute(3, 2, 1, 0)  # another layout
+    result = A.leaky_relu_backward_from_mask(grad_out, mask, 0.2, out.stride())
+    assert result.stride() == out.stride()
+    assert_same_values(result, torch.ops.aten.leaky_relu_backward(grad_out, x, 0.2, False))
+
+
+@pytest.mark.usefixtures("capability")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_prelu_keeps_output_and_mask(dtype):
+    g = generator(43)
+    for s in prelu_samples(dtype, g):
+        x = s.input.detach().requires_grad_()
+        w = s.weight.detach().requires_grad_()
+        in_range = bool(((w.abs() >= 2**-20) & (w.abs() <= 2**20)).all())
+        out, saved = saved_by(lambda: A.prelu(x, w))  # noqa: B023
+        if in_range:
+            assert len(saved) == 3, s.name
+            assert saved[0].untyped_storage().data_ptr() == out.untyped_storage().data_ptr(), s.name
+            assert saved[1].dtype == torch.uint8 and saved[2] is w, s.name
+        else:
+            assert len(saved) == 2 and saved[0] is x, s.name
+        grad_out = make_values(x.shape, dtype, g, specials=False)
+        grad_x, grad_w = torch.autograd.grad(out, (x, w), grad_out)
+        assert_same_values(grad_x, grad_input_reference(s.input, grad_out, s.weight.reshape(s.weight_view)))
+        assert_sum_close(
+            grad_w,
+            weight_grad_reference(s.input, grad_out, s.weight_view, w.shape).to(dtype),
+            weight_grad_magnitude(s.input, grad_out, s.weight_view, w.shape),
+        )
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["zero weight", "nan weight", "inf weight", "tiny weight", "huge weight", "float16", "bfloat16", "switched off"],
+)
+def test_prelu_keeps_its_input_where_the_output_cannot_stand_for_it(case):
+    g = generator(44)
+    dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16}.get(case, torch.float32)
+    x = make_values((2, 4, 3, 5), dtype, g, specials=False).requires_grad_()
+    w = torch.tensor([0.25, 0.5, 0.1, 0.3], dtype=dtype)
+    w[1] = {"zero weight": 0.0, "nan weight": float("nan"), "inf weight": float("inf")}.get(case, w[1])
+    w[2] = {"tiny weight": 2.0**-21, "huge weight": 2.0**21}.get(case, w[2])
+    w.requires_grad_()
+    with torch_ext.backward_masks(case != "switched off"):
+        out, saved = saved_by(lambda: A.prelu(x, w))
+    assert len(saved) == 2 and saved[0] is x and saved[1] is w
+    grad_out = make_values(x.shape, dtype, g, specials=False)
+    actual = torch.autograd.grad(out, (x, w), grad_out)
+    expected = torch.autograd.grad(F.prelu(x, w), (x, w), grad_out)
+    assert_same_values(actual[0], expected[0])
+    torch.testing.assert_close(actual[1], expected[1], equal_nan=True)
+
+
+def test_prelu_recovered_weight_gradient_is_within_torchs_float32_error():
+    # The decision behind float32/float64 only: against float64, the weight gradient recovered
+    # from the output is no less exact than torch's own float32 one.
+    g = generator(45)
+    x = make_values((8, 16, 12, 12), torch.float32, g, specials=False).requires_grad_()
+    w = (torch.rand(16, generator=g) * 0.5 + 0.01).requires_grad_()
+    grad_out = make_values(x.shape, torch.float32, g, specials=False)
+    (actx_w,) = torch.autograd.grad(A.prelu(x, w), w, grad_out)
+    (torch_w,) = torch.autograd.grad(F.prelu(x, w), w, grad_out)
+    xd, wd = x.detach().double().requires_grad_(), w.detach().double().requires_grad_()
+    (exact,) = torch.autograd.grad(F.prelu(xd, wd), wd, grad_out.double())
+    scale = exact.abs().max()
+    assert (actx_w.double() - exact).abs().max() <= 2 * (torch_w.double() - exact).abs().max() + 1e-6 * scale
+
+
+def test_double_backward_and_forward_over_reverse_on_both_paths():
+    g = generator(46)
+    x = make_values((2, 3, 4), torch.float64, g, away_from_zero=True).requires_grad_()
+    w = (torch.rand(3, generator=g, dtype=torch.float64) + 0.1).requires_grad_()
+    for masks in (True, False):
+        with torch_ext.backward_masks(masks):
+            assert torch.autograd.gradgradcheck(A.prelu, (x, w), check_fwd_over_rev=True)
+            assert torch.autograd.gradgradcheck(lambda t: A.leaky_relu(t, -0.3), (x,), check_fwd_over_rev=True)
+
+
+def test_switch():
+    x = torch.randn(3, 8, requires_grad=True)
+    assert torch_ext.backward_masks_enabled()
+    with torch_ext.backward_masks(False):
+        assert not torch_ext.backward_masks_enabled()
+        assert "inputs]" in torch.compiler.config.cache_key_tag
+        _, saved = saved_by(lambda: A.leaky_relu(x, 0.1))
+        assert len(saved) == 1 and saved[0] is x
+    assert torch_ext.backward_masks_enabled() and "masks]" in torch.compiler.config.cache_key_tag
+    assert torch_ext.set_backward_masks(True) is True
+    with pytest.raises(TypeError, match="expected `enabled` to be a bool"):
+        torch_ext.set_backward_masks(0)
+
+
+def test_environment_variable_switches_masks_off():
+    code = "import torch_ext; print(torch_ext.backward_masks_enabled())"
+    env = dict(os.environ, ACTX_BACKWARD_MASKS="0")
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_no_mask_without_a_backward():
+    x = torch.randn(4, 64)
+    w = torch.rand(1, requires_grad=True)
+    with torch.profiler.profile() as prof:
+        A.leaky_relu(x, 0.1)  # x needs no gradient
+        with torch.no_grad():
+            A.leaky_relu(x.requires_grad_(), 0.1)
+            A.prelu(x, w)
+    names = {e.name for e in prof.events()}
+    assert "actx::leaky_relu" in names and "actx::prelu" in names
+    assert not {"actx::leaky_relu_with_mask", "actx::prelu_with_mask"} & names
+
+
+def test_mask_arguments_are_checked():
+    g = torch.randn(4, 5)
+    out, mask = A.leaky_relu_with_mask(torch.randn(4, 5), 0.1)
+    with pytest.raises(RuntimeError, match="expected `mask` to be a dense uint8 tensor"):
+        A.leaky_relu_backward_from_mask(g, mask.float(), 0.1, out.stride())
+    with pytest.raises(RuntimeError, match=r"one bit per element of `grad_output` \(3 bytes for 20 elements\)"):
+        A.leaky_relu_backward_from_mask(g, mask[:2], 0.1, out.stride())
+    with pytest.raises(RuntimeError, match="expected `stride` to have one entry per dim"):
+        A.leaky_relu_backward_from_mask(g, mask, 0.1, [1])
+    with pytest.raises(RuntimeError, match="expected `stride` to lay out"):
+        A.leaky_relu_backward_from_mask(g, mask, 0.1, [1, 1])
+    y, mask = A.prelu_with_mask(torch.randn(4, 5), torch.rand(5))
+    with pytest.raises(RuntimeError, match="expected `mask` to be 1-D"):
+        A.prelu_backward_from_mask(g, mask.view(1, -1), y, torch.rand(5))
+    with pytest.raises(RuntimeError, match="expected `weight` to have 1 element or one per channel"):
+        A.prelu_backward_from_mask(g, mask, y, torch.rand(3))
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 5), (4, 2, 8)], ids=["odd", "bytes"])
+@pytest.mark.parametrize("in_dim", [0, 1])
+def test_vmap_of_the_mask_operators_is_per_sample(shape, in_dim):
+    g = generator(47)
+    xs = make_values(shape, torch.float32, g).movedim(0, in_dim)
+    gs = make_values(shape, torch.float32, g).movedim(0, in_dim)
+    ws = torch.rand(shape[0], shape[2], generator=g)  # one per channel (dim 1) of a sample
+    samples = [xs.select(in_dim, b) for b in range(shape[0])]
+    outs, masks = vmap(lambda t: A.leaky_relu_with_mask(t, 0.1), in_dims=in_dim)(xs)
+    for b, x in enumerate(samples):
+        out, mask = A.leaky_relu_with_mask(x, 0.1)
+        assert torch.equal(masks[b], mask)
+        assert_same_values(outs[b], out)
+    stride = A.leaky_relu_with_mask(samples[0], 0.1)[0].stride()
+    grads = vmap(lambda t, m: A.leaky_relu_backward_from_mask(t, m, 0.1, stride), in_dims=(in_dim, 0))(gs, masks)
+    shared = vmap(lambda t: A.leaky_relu_backward_from_mask(t, masks[0], 0.1, stride), in_dims=in_dim)(gs)
+    for b, x in enumerate(samples):
+        grad_out = gs.select(in_dim, b)
+        assert_same_values(grads[b], torch.ops.aten.leaky_relu_backward(grad_out, x, 0.1, False))
+        assert_same_values(shared[b], torch.ops.aten.leaky_relu_backward(grad_out, samples[0], 0.1, False))
+    ys, pmasks = vmap(A.prelu_with_mask, in_dims=(in_dim, 0))(xs, ws)
+    gi, gw = vmap(A.prelu_backward_from_mask, in_dims=(in_dim, 0, 0, 0))(gs, pmasks, ys, ws)
+    for b, x in enumerate(samples):
+        y, mask = A.prelu_with_mask(x, ws[b])
+        assert torch.equal(pmasks[b], mask)
+        assert_same_values(ys[b], y)
+        expected = A.prelu_backward_from_mask(gs.select(in_dim, b), mask, y, ws[b])
+        assert_same_values(gi[b], expected[0])
+        torch.testing.assert_close(gw[b], expected[1], equal_nan=True)
+
+
+def test_per_sample_gradients_through_masks():
+    # vmap(grad(...)): the autograd kernel runs on batched tensors, the mask operators under vmap.
+    g = generator(48)
+    x = make_values((6, 3, 5), torch.float64, g, specials=False)
+    w = torch.rand(5, generator=g, dtype=torch.float64) + 0.1  # a sample's channels: dim 1
+
+    def loss(w, x):
+        return (A.leaky_relu(A.prelu(x, w), 0.2) ** 2).sum()
+
+    def torch_loss(w, x):
+        return (F.leaky_relu(F.prelu(x, w), 0.2) ** 2).sum()
+
+    actual = vmap(grad(loss), in_dims=(None, 0))(w, x)
+    expected = vmap(grad(torch_loss), in_dims=(None, 0))(w, x)
+    torch.testing.assert_close(actual, expected)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_inductor_formulas_compute_the_kernels_masks(dtype):
+    from torch_ext import inductor
+
+    g = generator(49)
+    for x, name in leaky_relu_samples(dtype, g):
+        out, mask = A.leaky_relu_with_mask(x, 0.1)
+        f_out, f_mask = inductor._leaky_relu_with_mask(x, 0.1)
+        assert torch.equal(f_mask, mask), name
+        assert_same_values(f_out, out)
+        grad_out = make_values(x.shape, dtype, g, specials=False)
+        assert_same_values(
+            inductor._leaky_relu_backward_from_mask(grad_out, mask, 0.1, out.stride()),
+            A.leaky_relu_backward_from_mask(grad_out, mask, 0.1, out.stride()),
+        )
+    for s in prelu_samples(dtype, g):
+        y, mask = A.prelu_with_mask(s.input, s.weight)
+        assert torch.equal(inductor._prelu_with_mask(s.input, s.weight)[1], mask), s.name
+        grad_out = make_values(s.input.shape, dtype, g, specials=False)
+        f_grads = inductor._prelu_backward_from_mask(grad_out, mask, y, s.weight)
+        k_grads = A.prelu_backward_from_mask(grad_out, mask, y, s.weight)
+        assert_same_values(f_grads[0], k_grads[0])
+        torch.testing.assert_close(f_grads[1], k_grads[1], equal_nan=True, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("activation", ["leaky_relu", "prelu"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_conv_bn_networks_keep_at_most_0_72_of_torchs_bytes(activation, dtype):
+    from torch_ext.benchmark_memory import make_network, saved_bytes
+
+    x = torch.randn(2, 32, 12, 12, dtype=dtype, requires_grad=True)
+    reference = make_network(activation, actx=False).to(dtype)
+    kept = {}
+    for name, actx, masks in [("torch", False, True), ("actx", True, True), ("actx inputs", True, False)]:
+        model = make_network(activation, actx).to(dtype)
+        model.load_state_dict(reference.state_dict())
+        with torch_ext.backward_masks(masks):
+            kept[name] = saved_bytes(model, x)
+    assert kept["actx inputs"] == kept["torch"]
+    if activation == "prelu" and dtype == torch.bfloat16:
+        assert kept["actx"] == kept["torch"]  # keeps its input: see docs/memory.md
+    else:
+        assert kept["actx"] <= 0.72 * kept["torch"]
+
+
+@CUDA
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cuda_masks_and_gradients(dtype):
+    g = generator(50)
+    for x, name in leaky_relu_samples(dtype, g):
+        x = x.cuda()
+        out, mask = A.leaky_relu_with_mask(x, 0.1)
+        assert torch.equal(mask, mask_reference(x)), name
+        x.requires_grad_()
+        out, saved = saved_by(lambda: A.leaky_relu(x, -0.3))  # noqa: B023
+        assert len(saved) == 1 and saved[0].dtype == torch.uint8, name
+        grad_out = make_values(x.shape, dtype, g, specials=False).cuda()
+        (actual,) = torch.autograd.grad(out, x, grad_out)
+        (expected,) = torch.autograd.grad(F.leaky_relu(x, -0.3), x, grad_out)
+        assert_same_values(actual, expected)
+    for s in prelu_samples(dtype, g):
+        x, w = s.input.cuda(), s.weight.cuda()
+        y, mask = A.prelu_with_mask(x, w)
+        assert torch.equal(mask, mask_reference(x)), s.name
+        grad_out = make_values(x.shape, dtype, g, specials=False).cuda()
+        grad_x, _ = A.prelu_backward_from_mask(grad_out, mask, y, w)
+        assert_same_values(grad_x, grad_input_reference(x, grad_out, w.reshape(s.weight_view)))
+
+
+def _masked_activations(x, w, g):
+    y, mask = A.prelu_with_mask(x * 2, w)
+    z, zmask = A.leaky_relu_with_mask(y, 0.1)
+    gy = A.leaky_relu_backward_from_mask(g * 3, zmask, 0.1, z.stride())
+    return (z, mask, zmask, *A.prelu_backward_from_mask(gy, mask, y, w))
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "opaque"])
+def test_compiled_mask_operators_equal_eager(fused):
+    g = generator(51)
+    x = make_values((2, 8, 5, 4), torch.float32, g).contiguous(memory_format=torch.channels_last)
+    w = torch.rand(8, generator=g) + 0.1
+    grad_out = make_values(x.shape, torch.float32, g, specials=False)
+    torch._dynamo.reset()
+    with torch_ext.inductor.fusion(fused):
+        compiled = torch.compile(_masked_activations, fullgraph=True)(x, w, grad_out)
+    for actual, expected in zip(compiled[:-1], _masked_activations(x, w, grad_out)[:-1], strict=True):
+        if actual.dtype == torch.uint8:
+            assert torch.equal(actual, expected)
+        else:
+            assert_same_values(actual, expected)
+    torch.testing.assert_close(compiled[-1], _masked_activations(x, w, grad_out)[-1], equal_nan=True)
+
+
+def test_traced_graphs_keep_the_input():
+    # Under torch.compile the autograd kernels keep the input and let Inductor's partitioner
+    # decide what the compiled graph saves (docs/memory.md).
+    from torch._dynamo.backends.common import aot_autograd
+
+    graphs = []
+
+    def keep(gm, inputs):
+        graphs.append(gm.code)
+        return gm
+
+    torch._dynamo.reset()
+    model = torch.nn.Sequential(torch.nn.Conv2d(4, 4, 3), torch_ext.nn.LeakyReLU(0.1), torch_ext.nn.PReLU(4))
+    compiled = torch.compile(model, backend=aot_autograd(fw_compiler=keep, bw_compiler=keep))
+    compiled(torch.randn(2, 4, 8, 8, requires_grad=True)).sum().backward()
+    code = "\n".join(graphs)
+    assert "actx.leaky_relu.default" in code and "actx.leaky_relu_backward.default" in code
+    assert "actx.prelu_backward.default" in code and "with_mask" not in code and "from_mask" not in code
