@@ -4,6 +4,7 @@
 # make wheel  - dist/actx-*.whl; make install puts it into .venv
 # make bench  - the CPU benchmark against torch's built-ins and the copy roofline
 # make bench-compile - compiled models (torch.compile) with torch's and actx's activations
+# make bench-memory - bytes kept for the backward and step time, torch vs actx (docs/memory.md)
 # make test-slow - the tests on tensors of more than 2**31 elements
 # make sanitize  - the C++ tests under AddressSanitizer and UndefinedBehaviorSanitizer
 # make lint / make format - ruff and clang-format: check / apply
@@ -21,7 +22,7 @@ cmake_configure = mkdir -p build && cmake -S . -B $(1) -G Ninja -DCMAKE_PREFIX_P
 CPP_FILES = $$(git ls-files 'csrc/*.cpp' 'csrc/*.h' 'csrc/*.cu' 'tests/cpp/*.cpp' 'benchmarks/*.cpp' 'examples/*.cpp')
 
 .PHONY: all bootstrap build build-cpp wheel install test test-python test-inplace test-cpp test-clang \
-        test-slow sanitize lint format lock demo bench bench-compile bench-kernels clean
+        test-slow sanitize lint format lock demo bench bench-compile bench-memory bench-kernels clean
 
 all: build
 
@@ -106,6 +107,9 @@ bench: build
 
 bench-compile: build
 	$(PYTHON) -m torch_ext.benchmark_compile
+
+bench-memory: build
+	$(PYTHON) -m torch_ext.benchmark_memory --compile
 
 # The raw element loops per instruction set and dtype against memcpy (Google Benchmark).
 bench-kernels: build-cpp

@@ -40,6 +40,10 @@ echo "== CUDA tests"
 "$PYTHON" -m pytest -q -p no:cacheprovider tests/python/test_cuda.py -m "slow or not slow" 2>&1 | tail -15
 tests_rc=${PIPESTATUS[0]}
 
+echo "== CUDA sign masks (the backward's one-bit masks)"
+"$PYTHON" -m pytest -q -p no:cacheprovider tests/python/test_masks.py -k cuda 2>&1 | tail -6
+tests_rc=$(( tests_rc | PIPESTATUS[0] ))
+
 echo "== torch.compile (Inductor with Triton), torch.export and autocast on CUDA"
 "$PYTHON" -m pytest -q -p no:cacheprovider tests/python/test_ecosystem.py tests/python/test_compile.py -k cuda 2>&1 | tail -8
 tests_rc=$(( tests_rc | PIPESTATUS[0] ))
@@ -60,6 +64,11 @@ if [ "${ACTX_CPU_BENCH:-0}" = 1 ]; then
     > "$OUT/cpu_bench.log" 2>&1 || echo "CPU benchmark failed: rc=$?"
   sed -n '1p;/^| case/,$p' "$OUT/cpu_bench.log"
 fi
+
+echo "== training memory on CUDA (saved bytes, peak allocation, step time)"
+"$PYTHON" -m torch_ext.benchmark_memory --device cuda --repeats 9 --out "$OUT" > "$OUT/memory_bench.log" 2>&1 \
+  || echo "memory benchmark failed: rc=$?"
+sed -n '/^| activation/,$p' "$OUT/memory_bench.log"
 
 echo "== CUDA benchmark"
 "$PYTHON" -m torch_ext.benchmark --device cuda --repeats 5 --seconds 0.02 --out "$OUT" > "$OUT/bench.log" 2>&1

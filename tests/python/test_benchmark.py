@@ -79,3 +79,20 @@ def test_cuda_benchmark_times_the_gpu(tmp_path):
     )
     rows = json.loads((tmp_path / "benchmark.json").read_text())["rows"]
     assert rows and all(row["gpu_actx_ms"] > 0 for row in rows)
+
+
+def test_memory_benchmark_writes_json(tmp_path, capsys):
+    from torch_ext import benchmark_memory
+
+    benchmark_memory.main(["--quick", "--threads", "1", "--repeats", "1", "--out", str(tmp_path)])
+    rows = json.loads((tmp_path / "benchmark_memory.json").read_text())["rows"]
+    assert {(row["activation"], row["dtype"]) for row in rows} == {
+        (a, d) for a in ("leaky_relu", "prelu") for d in ("float32", "bfloat16")
+    }
+    for row in rows:
+        variants = row["variants"]
+        assert set(variants) == {"torch", "actx", "actx inputs"}
+        assert all(v["saved_bytes"] > 0 and v["step_seconds"] > 0 for v in variants.values())
+        # Without masks actx keeps what torch keeps.
+        assert variants["actx inputs"]["saved_bytes"] == variants["torch"]["saved_bytes"]
+    assert "| leaky_relu | float32 | eager | 1 |" in capsys.readouterr().out
