@@ -13,7 +13,17 @@ import torch_ext  # noqa: F401
 
 from samples import assert_same_values, make_values
 
-OPERATORS = ["leaky_relu", "leaky_relu_", "leaky_relu_backward", "prelu", "prelu_backward"]
+OPERATORS = [
+    "leaky_relu",
+    "leaky_relu_",
+    "leaky_relu_backward",
+    "prelu",
+    "prelu_backward",
+    "leaky_relu_with_mask",
+    "leaky_relu_backward_from_mask",
+    "prelu_with_mask",
+    "prelu_backward_from_mask",
+]
 
 
 def junk_values():
@@ -36,6 +46,10 @@ def junk_values():
         torch.randn(3, 1).expand(3, 5),
         torch.randn(2, 3).half(),
         torch.ones(3, dtype=torch.bool),
+        torch.full((1,), 0xFF, dtype=torch.uint8),  # a mask of one byte
+        torch.zeros(3, dtype=torch.uint8),  # the mask of (3,) elements is one byte
+        [3, 1],
+        [0, 0],
         torch.eye(3).to_sparse(),
         torch.randn(5, 5)[::2, ::3],
         torch.randn(1, 1, 1, 1),
@@ -45,7 +59,7 @@ def junk_values():
 
 
 def test_every_operator_is_registered():
-    for name in OPERATORS + ["_cpu_capability", "_set_cpu_capability"]:
+    for name in OPERATORS + ["_cpu_capability", "_set_cpu_capability", "_backward_masks", "_set_backward_masks"]:
         assert hasattr(torch.ops.actx, name)
 
 
