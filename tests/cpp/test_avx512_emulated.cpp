@@ -219,15 +219,23 @@ void check_against_scalar() {
               std::abs(to_double(x[i]) * to_double(g[i]));
         }
       }
-      for (int64_t c = 0; c < channels; ++c) {
-        const double a = gw_e[c], b = gw_r[c];
-        if (std::isnan(a) || std::isnan(b) || std::isinf(a) || std::isinf(b)) {
-          EXPECT_EQ(std::isnan(a), std::isnan(b)) << "grad_weight " << c;
-        } else {
-          EXPECT_LE(std::abs(a - b), 1e-5 * magnitude[c] + 1e-30)
-              << "grad_weight " << c;
+      // Weight-gradient sums: NaN where the other has NaN, else equal to
+      // summation order.
+      auto expect_sums_close = [&](const std::vector<C>& e,
+                                   const std::vector<C>& r,
+                                   const char* what) {
+        for (int64_t c = 0; c < channels; ++c) {
+          const double a = e[c], b = r[c];
+          if (std::isnan(a) || std::isnan(b) || std::isinf(a) ||
+              std::isinf(b)) {
+            EXPECT_EQ(std::isnan(a), std::isnan(b)) << what << " " << c;
+          } else {
+            EXPECT_LE(std::abs(a - b), 1e-5 * magnitude[c] + 1e-30)
+                << what << " " << c;
+          }
         }
-      }
+      };
+      expect_sums_close(gw_e, gw_r, "grad_weight");
       // The sign masks: the same bits, and the backward read off them the same
       // grad_input and (with x standing for the prelu output) grad_weight.
       std::vector<uint8_t> mask_e((n + 7) / 8, 0xAA), mask_r((n + 7) / 8, 0x55);
@@ -259,15 +267,7 @@ void check_against_scalar() {
         ASSERT_TRUE(same(out_e[i], out_r[i]))
             << "grad_input from the mask, element " << i;
       }
-      for (int64_t c = 0; c < channels; ++c) {
-        const double a = gm_e[c], b = gm_r[c];
-        if (std::isnan(a) || std::isnan(b) || std::isinf(a) || std::isinf(b)) {
-          EXPECT_EQ(std::isnan(a), std::isnan(b)) << "grad_weight " << c;
-        } else {
-          EXPECT_LE(std::abs(a - b), 1e-5 * magnitude[c] + 1e-30)
-              << "grad_weight from the mask " << c;
-        }
-      }
+      expect_sums_close(gm_e, gm_r, "grad_weight from the mask");
     }
   }
 }
