@@ -15,10 +15,15 @@
 #endif
 #endif
 
-// f(x) = x > 0 ? x : a * x
+// f(x) = x > 0 ? x : a * x, with the sign test given (positive(x), which a
+// forward that writes a sign mask also stores)
+template <class M, class V>
+ACTX_HOST_DEVICE inline V activation_masked(V x, M positive_x, V slope) {
+  return select(positive_x, x, x * slope);
+}
 template <class V>
 ACTX_HOST_DEVICE inline V activation(V x, V slope) {
-  return select(positive(x), x, x * slope);
+  return activation_masked(x, positive(x), slope);
 }
 
 // df/dx * grad = x > 0 ? grad : a * grad, with the sign test given (the mask

@@ -169,17 +169,22 @@ struct CpuBackend {
             });
             return;
           }
-          // The mask is written chunk by chunk right after the output, while
-          // the chunk of x is still in cache; chunks start on whole bytes.
+          // The loop writes the mask from the comparison it makes anyway;
+          // chunks start on whole bytes.
           const auto& masks = mask_kernels_for<T>(active_kernels());
           uint8_t* mask = call.mask.data_ptr<uint8_t>();
           at::parallel_for(
               0, ceil_div(n, 8), kGrain / 8, [&](int64_t first, int64_t last) {
-                const int64_t begin = first * 8;
-                const int64_t end = std::min(n, last * 8);
-                kernels.forward(
-                    x, lw.data, out, Span{lw.channels, lw.inner, begin, end});
-                masks.pack(x, mask, begin, end);
+                masks.forward(
+                    x,
+                    lw.data,
+                    out,
+                    mask,
+                    Span{
+                        lw.channels,
+                        lw.inner,
+                        first * 8,
+                        std::min(n, last * 8)});
               });
         });
   }

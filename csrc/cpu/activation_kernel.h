@@ -106,73 +106,125 @@ inline void for_each_run(Span s, Body body) {
   }
 }
 
-template <class T>
-void forward_kernel(const T* x, const compute_t<T>* w, T* out, Span span) {
+// Appends bits to a mask, from a byte boundary on: a vector's worth at a time,
+// or 64 at once, which keeps the bit count out of the loop's dependency chain
+// (count stays below 32 between calls).
+struct BitWriter {
+  uint8_t* out;
+  uint64_t word = 0;
+  int64_t count = 0;
+  void append(uint32_t bits, int64_t n) { // n <= 16
+    word |= static_cast<uint64_t>(bits) << count;
+    count += n;
+    if (count >= 32) {
+      const uint32_t low = static_cast<uint32_t>(word);
+      std::memcpy(out, &low, sizeof(low));
+      out += sizeof(low);
+      word >>= 32;
+      count -= 32;
+    }
+  }
+  void append64(uint64_t bits) {
+    const uint64_t full = count == 0 ? bits : word | (bits << count);
+    std::memcpy(out, &full, sizeof(full));
+    out += sizeof(full);
+    word = count == 0 ? 0 : bits >> (64 - count);
+  }
+  void finish() {
+    std::memcpy(out, &word, static_cast<size_t>((count + 7) / 8));
+  }
+};
+
+// The forward loop; with kMask it also writes the sign mask of x[span]
+// (span.begin a multiple of 8) from the same comparison, every vector loaded in
+// lane order so that bit k is lane k.
+template <class T, bool kMask>
+void forward_loop(
+    const T* x,
+    const compute_t<T>* w,
+    T* out,
+    uint8_t* mask,
+    Span span) {
   using V = Vec<T>;
   constexpr int64_t L = V::kLanes;
-  for_each_run(span, [&](int64_t i, int64_t len, int64_t c, bool per_element) {
+  // Without a mask, a run of one weight loads in load()'s lane order.
+  constexpr bool kAnyOrder = !kMask;
+  BitWriter bits{kMask ? mask + span.begin / 8 : nullptr};
+  // Elements [i, i + len) of a run; slope(j, n) gives the weights of its
+  // elements j to j + n (per-element weights in lane order, or one weight).
+  auto run = [&](int64_t i, int64_t len, auto slope, bool in_order) {
     const T* xi = x + i;
     T* oi = out + i;
     int64_t k = 0;
-    if (per_element) {
-      const compute_t<T>* wc = w + c;
-      for (; k + L <= len; k += L) {
-        store_in_order(
-            oi + k, activation(load_in_order(xi + k), V::load_compute(wc + k)));
-      }
-      if (k < len) {
-        const int64_t n = len - k;
-        store_partial<V, true>(
-            oi + k,
-            activation(
-                load_partial<V, true>(xi + k, n),
-                load_compute_partial<V>(wc + k, n)),
-            n);
-      }
-    } else {
-      const V slope = V::broadcast(w[c]);
-      for (; k + L <= len; k += L) {
-        store(oi + k, activation(load(xi + k), slope));
-      }
-      if (k < len) {
-        store_partial(
-            oi + k,
-            activation(load_partial<V>(xi + k, len - k), slope),
-            len - k);
+    if constexpr (kMask) {
+      for (; k + 64 <= len; k += 64) {
+        uint64_t word = 0;
+        for (int64_t j = 0; j < 64; j += L) {
+          const V xv = load_in_order(xi + k + j);
+          const auto m = positive(xv);
+          word |= static_cast<uint64_t>(positive_bits(m)) << j;
+          store_in_order(oi + k + j, activation_masked(xv, m, slope(k + j, L)));
+        }
+        bits.append64(word);
       }
     }
+    for (; k + L <= len; k += L) {
+      if (kAnyOrder && !in_order) {
+        store(oi + k, activation(load(xi + k), slope(k, L)));
+        continue;
+      }
+      const V xv = load_in_order(xi + k);
+      const auto m = positive(xv);
+      if constexpr (kMask) {
+        bits.append(positive_bits(m), L);
+      }
+      store_in_order(oi + k, activation_masked(xv, m, slope(k, L)));
+    }
+    if (k < len) {
+      const int64_t n = len - k;
+      // Padding lanes load as zero, which is not positive.
+      const V xv = load_partial<V, true>(xi + k, n);
+      const auto m = positive(xv);
+      if constexpr (kMask) {
+        bits.append(positive_bits(m), n);
+      }
+      store_partial<V, true>(oi + k, activation_masked(xv, m, slope(k, n)), n);
+    }
+  };
+  for_each_run(span, [&](int64_t i, int64_t len, int64_t c, bool per_element) {
+    if (per_element) {
+      const compute_t<T>* wc = w + c;
+      auto weights = [&](int64_t j, int64_t n) {
+        return n == L ? V::load_compute(wc + j)
+                      : load_compute_partial<V>(wc + j, n);
+      };
+      run(i, len, weights, true);
+    } else {
+      const V slope = V::broadcast(w[c]);
+      run(
+          i, len, [&](int64_t, int64_t) { return slope; }, false);
+    }
   });
+  if constexpr (kMask) {
+    bits.finish();
+  }
+}
+
+template <class T>
+void forward_kernel(const T* x, const compute_t<T>* w, T* out, Span span) {
+  forward_loop<T, false>(x, w, out, nullptr, span);
 }
 
 // ---- Sign masks ----
 
-// Writes the bits of x[begin, end) (x > 0, as positive() tests it): 64 at a
-// time, then the rest, vectors loaded in lane order so that bit k is lane k.
 template <class T>
-void pack_kernel(const T* x, uint8_t* mask, int64_t begin, int64_t end) {
-  using V = Vec<T>;
-  constexpr int64_t L = V::kLanes;
-  int64_t i = begin;
-  for (; i + 64 <= end; i += 64) {
-    uint64_t word = 0;
-    for (int64_t k = 0; k < 64; k += L) {
-      word |= static_cast<uint64_t>(
-                  positive_bits(positive(load_in_order(x + i + k))))
-          << k;
-    }
-    std::memcpy(mask + i / 8, &word, sizeof(word));
-  }
-  if (i < end) {
-    uint64_t word = 0;
-    for (int64_t k = 0; i + k < end; k += L) {
-      const int64_t n = end - (i + k) < L ? end - (i + k) : L;
-      // Padding lanes load as zero, which is not positive.
-      word |= static_cast<uint64_t>(
-                  positive_bits(positive(load_partial<V, true>(x + i + k, n))))
-          << k;
-    }
-    std::memcpy(mask + i / 8, &word, static_cast<size_t>((end - i + 7) / 8));
-  }
+void forward_with_mask_kernel(
+    const T* x,
+    const compute_t<T>* w,
+    T* out,
+    uint8_t* mask,
+    Span span) {
+  forward_loop<T, true>(x, w, out, mask, span);
 }
 
 // The bits of elements [p, p + n) of a mask (n <= kLanes <= 16) as the mask
@@ -343,7 +395,8 @@ constexpr Kernels<T> kernels() {
 
 template <class T>
 constexpr MaskKernels<T> mask_kernels() {
-  return MaskKernels<T>{&pack_kernel<T>, &backward_from_mask_kernel<T>};
+  return MaskKernels<T>{
+      &forward_with_mask_kernel<T>, &backward_from_mask_kernel<T>};
 }
 
 const KernelTable* kernel_table() {

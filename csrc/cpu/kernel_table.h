@@ -58,11 +58,16 @@ struct Kernels {
 };
 
 // The sign masks of the backward (one bit per element, bit i % 8 of byte i / 8
-// set where x[i] > 0); `begin` is a multiple of 8.
+// set where x[i] > 0).
 template <class T>
 struct MaskKernels {
-  // Writes the bits of x[begin, end).
-  void (*pack)(const T* x, uint8_t* mask, int64_t begin, int64_t end);
+  // forward, also writing the bits of x[span] (span.begin a multiple of 8).
+  void (*forward)(
+      const T* x,
+      const compute_t<T>* weight,
+      T* out,
+      uint8_t* mask,
+      Span span);
   // backward with the sign read off the mask: grad_input[i] = bit ? g[i] : w *
   // g[i]; and, when grad_weight is not null, grad_weight[channel] += bit ? 0 :
   // result[i] * g[i] (the prelu output standing in for x; the caller divides

@@ -239,9 +239,17 @@ void check_against_scalar() {
       // The sign masks: the same bits, and the backward read off them the same
       // grad_input and (with x standing for the prelu output) grad_weight.
       std::vector<uint8_t> mask_e((n + 7) / 8, 0xAA), mask_r((n + 7) / 8, 0x55);
-      mask_kernels_for<T>(emulated).pack(x.data(), mask_e.data(), 0, n);
-      mask_kernels_for<T>(reference).pack(x.data(), mask_r.data(), 0, n);
+      std::vector<T> fm_e(n), fm_r(n);
+      const Span whole{channels, inner, 0, n};
+      mask_kernels_for<T>(emulated).forward(
+          x.data(), w.data(), fm_e.data(), mask_e.data(), whole);
+      mask_kernels_for<T>(reference).forward(
+          x.data(), w.data(), fm_r.data(), mask_r.data(), whole);
       ASSERT_EQ(mask_e, mask_r);
+      for (int64_t i = 0; i < n; ++i) {
+        ASSERT_TRUE(same(fm_e[i], fm_r[i]))
+            << "forward with mask, element " << i;
+      }
       for (int64_t i = 0; i < n; ++i) {
         ASSERT_EQ((mask_r[i / 8] >> (i % 8)) & 1, to_double(x[i]) > 0 ? 1 : 0)
             << "mask bit " << i;
