@@ -224,7 +224,7 @@ void check_against_scalar() {
       auto expect_sums_close = [&](const std::vector<C>& e,
                                    const std::vector<C>& r,
                                    const char* what) {
-        for (int64_t c = 0; c < channels; ++c) {
+        for (size_t c = 0; c < e.size(); ++c) {
           const double a = e[c], b = r[c];
           if (std::isnan(a) || std::isnan(b) || std::isinf(a) ||
               std::isinf(b)) {
