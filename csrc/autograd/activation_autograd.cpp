@@ -435,10 +435,10 @@ at::Tensor primal_of(const at::Tensor& t) {
 
 // The tangent of x > 0 ? a : w * a (prelu's output with a = x, its grad_input
 // with a = grad_output), given the tangents a_t and w_t (either may be
-// undefined): x >= 0 ? a_t : w * a_t + w_t * a. x, a, w are primals, w in the
-// broadcast `shape`.
+// undefined): x >= 0 ? a_t : w * a_t + w_t * a, with non_negative = (x >= 0).
+// a, w are primals, w in the broadcast `shape`.
 at::Tensor masked_slope_tangent(
-    const at::Tensor& x,
+    const at::Tensor& non_negative,
     const at::Tensor& a,
     const at::Tensor& a_t,
     const at::Tensor& w,
@@ -448,7 +448,7 @@ at::Tensor masked_slope_tangent(
       a_t.defined() ? w.reshape_symint(shape) * a_t : at::Tensor(),
       w_t.defined() ? w_t.reshape_symint(shape) * a : at::Tensor());
   return at::where(
-      x >= 0, a_t.defined() ? a_t : at::zeros_like(a), on_negative);
+      non_negative, a_t.defined() ? a_t : at::zeros_like(a), on_negative);
 }
 
 // ---- Autograd kernels ----
@@ -632,7 +632,7 @@ void set_prelu_tangent(
     const at::Tensor x = primal_of(self);
     const at::Tensor w = primal_of(weight);
     const at::Tensor t = masked_slope_tangent(
-        x, x, self_t, w, weight_t, prelu_weight_sym_shape(x, w, "prelu"));
+        x >= 0, x, self_t, w, weight_t, prelu_weight_sym_shape(x, w, "prelu"));
     result._set_fw_grad(t.to(result.scalar_type()), 0, false);
   }
 }
@@ -743,7 +743,7 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward_autograd(
     // grad_input = x > 0 ? g : w * g (x's tangent contributes zero almost
     // everywhere).
     if (g_t.defined() || w_t.defined()) {
-      const at::Tensor t = masked_slope_tangent(x, g, g_t, w, w_t, shape);
+      const at::Tensor t = masked_slope_tangent(x >= 0, g, g_t, w, w_t, shape);
       grad_input._set_fw_grad(t.to(grad_input.scalar_type()), 0, false);
     }
     // grad_weight = sum of (x > 0 ? 0 : x * g), whose tangent is the sum of x_t
@@ -816,11 +816,8 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward_from_mask_autograd(
         unpack_mask_reference(primal_of(mask), y).logical_or(y == 0);
     const at::Tensor wb = w.reshape_symint(shape);
     if (g_t.defined() || w_t.defined()) {
-      const at::Tensor on_negative = add_defined(
-          g_t.defined() ? wb * g_t : at::Tensor(),
-          w_t.defined() ? w_t.reshape_symint(shape) * g : at::Tensor());
-      const at::Tensor t = at::where(
-          non_negative, g_t.defined() ? g_t : at::zeros_like(g), on_negative);
+      const at::Tensor t =
+          masked_slope_tangent(non_negative, g, g_t, w, w_t, shape);
       grad_input._set_fw_grad(t.to(grad_input.scalar_type()), 0, false);
     }
     // d(sum of g * y / w) = sum of (g_t * y + g * y_t) / w - sum of g * y *
