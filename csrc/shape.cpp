@@ -215,14 +215,9 @@ ChannelGeometry plan_channels(
     at::IntArrayRef weight_shape) {
   const int64_t nd = out.dim();
   ChannelGeometry geo;
-  geo.order.resize(nd);
-  std::iota(geo.order.begin(), geo.order.end(), 0);
   // Memory order of the dense output, outermost first. Dims of size 1 may carry
   // any stride; they hold no data and are skipped below.
-  std::stable_sort(
-      geo.order.begin(), geo.order.end(), [&](int64_t a, int64_t b) {
-        return out.stride(a) > out.stride(b);
-      });
+  geo.order = memory_order(out);
   auto varies = [&](int64_t d) { return weight_shape[d] != 1; };
   auto holds_data = [&](int64_t d) { return out.size(d) != 1; };
 
@@ -347,19 +342,11 @@ at::Tensor pack_mask_reference(const at::Tensor& x, const at::Tensor& like) {
 at::Tensor unpack_mask_reference(
     const at::Tensor& mask,
     const at::Tensor& like) {
-  const int64_t n = like.numel();
+  // Bit k belongs to the element at offset k of the dense `like`: the flat bits
+  // viewed with like's own sizes and strides.
   const at::Tensor bits =
       mask.unsqueeze(1).bitwise_and(bit_weights(like)).ne(0).reshape({-1});
-  const DimVector order = memory_order(like);
-  DimVector sizes_in_order;
-  for (const int64_t d : order) {
-    sizes_in_order.push_back(like.size(d));
-  }
-  DimVector inverse(order.size());
-  for (size_t p = 0; p < order.size(); ++p) {
-    inverse[order[p]] = static_cast<int64_t>(p);
-  }
-  return bits.narrow(0, 0, n).view(sizes_in_order).permute(inverse);
+  return bits.as_strided(like.sizes(), like.strides());
 }
 
 } // namespace actx
