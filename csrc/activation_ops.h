@@ -3,10 +3,8 @@
 // The device-independent half of every operator: argument checks, output
 // allocation and the layout of the data. A backend (CPU, CUDA, Meta) supplies
 // only the element loops, as a class with
-//   static constexpr bool kComputes;     // false: shapes and dtypes only
-//   (Meta) static constexpr bool kMaskKernels;  // its loops read and write
-//   sign masks
-//                                        // (else ATen computes them around)
+//   static constexpr bool kComputes;  // false: shapes and dtypes only (Meta)
+//   static constexpr bool kMaskKernels;  // false: ATen computes sign masks
 //   static void forward(const ElementwiseCall&);
 //   static void backward(const ElementwiseCall&);
 // and registers all operators with register_backend<Backend>(m) in its

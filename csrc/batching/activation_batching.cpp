@@ -213,13 +213,22 @@ int64_t sample_numel(const at::Tensor& logical) {
   return logical.sym_numel().guard_int(__FILE__, __LINE__);
 }
 
-// `physical` (batch in front) dense with the batch dim outermost, so that
-// each sample is one dense run of memory: itself when it already is.
-at::Tensor batch_outermost(const at::Tensor& physical) {
-  const bool outermost = physical.is_non_overlapping_and_dense() &&
+// Whether `physical` (batch in front) is dense with the batch dim outermost,
+// so that each sample is one dense run of memory.
+bool is_batch_outermost(const at::Tensor& physical) {
+  return physical.is_non_overlapping_and_dense() &&
       (physical.size(0) <= 1 ||
        physical.stride(0) * physical.size(0) == physical.numel());
-  return outermost ? physical : physical.contiguous();
+}
+
+// `physical` laid out that way: itself when it already is.
+at::Tensor batch_outermost(const at::Tensor& physical) {
+  return is_batch_outermost(physical) ? physical : physical.contiguous();
+}
+
+// Bytes of one sample's mask.
+int64_t sample_mask_bytes(int64_t sample_numel) {
+  return mask_bytes(sample_numel).expect_int();
 }
 
 // Sample b of `t` at `level`: its slice when batched there, else t itself.
@@ -238,8 +247,8 @@ std::tuple<at::Tensor, at::Tensor> per_sample_with_mask(
     Call call) {
   const int64_t batch = x.size(0);
   at::Tensor out = at::empty_like(x);
-  at::Tensor mask =
-      at::empty({batch, (sample_numel + 7) / 8}, x.options().dtype(at::kByte));
+  at::Tensor mask = at::empty(
+      {batch, sample_mask_bytes(sample_numel)}, x.options().dtype(at::kByte));
   for (int64_t b = 0; b < batch; ++b) {
     auto [out_b, mask_b] = call(b);
     out[b].copy_(out_b);
@@ -264,7 +273,7 @@ std::tuple<at::Tensor, at::Tensor> leaky_relu_with_mask_batched(
     auto [out, mask] = actx::leaky_relu_with_mask(x, negative_slope);
     return {
         makeBatched(out, 0, scope.level),
-        makeBatched(mask.view({batch, (n + 7) / 8}), 0, scope.level)};
+        makeBatched(mask.view({batch, sample_mask_bytes(n)}), 0, scope.level)};
   }
   return per_sample_with_mask(x, n, scope.level, [&](int64_t b) {
     return actx::leaky_relu_with_mask(x[b], negative_slope);
@@ -330,7 +339,7 @@ std::tuple<at::Tensor, at::Tensor> prelu_with_mask_batched(
     auto [out, mask] = actx::prelu_with_mask(x, w);
     return {
         makeBatched(out, 0, scope.level),
-        makeBatched(mask.view({batch, (n + 7) / 8}), 0, scope.level)};
+        makeBatched(mask.view({batch, sample_mask_bytes(n)}), 0, scope.level)};
   }
   return per_sample_with_mask(x, n, scope.level, [&](int64_t b) {
     return actx::prelu_with_mask(x[b], sample(weight, scope.level, b));
@@ -357,7 +366,7 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward_from_mask_batched(
   if (isBatchedAtLevel(result, level) && isBatchedAtLevel(mask, level) &&
       n % 8 == 0 && result.dim() > 0) {
     const at::Tensor y = batch_in_front(result, level, batch);
-    if (y.is_non_overlapping_and_dense() && y.stride(0) * batch == y.numel()) {
+    if (is_batch_outermost(y)) {
       const at::Tensor w = physical_weight(
           result,
           weight,
