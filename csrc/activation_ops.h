@@ -40,6 +40,12 @@ struct ElementwiseCall {
   // grad * result and the backend divides each channel's sum by its weight),
   // or undefined for leaky_relu.
   at::Tensor mask;
+  // The parity bits of prelu_with_parity, laid out as the mask. Forward:
+  // written beside `out`, and `recoverable` (a 0-dim bool tensor on the CPU)
+  // set to whether the backward recovers every x. Backward: `self` is the
+  // prelu output, from which the backend recovers x.
+  at::Tensor parity;
+  at::Tensor recoverable;
 };
 
 // Whether a weight or weight-gradient buffer holds the compute type (else the
@@ -154,41 +160,63 @@ at::Tensor leaky_relu_forward(
   return out;
 }
 
+// What prelu_forward computes beside the output: nothing, the sign mask, or
+// the parity bits and whether they recover x.
+enum class PreluBits { kNone, kSign, kParity };
+
 template <class Backend>
 at::Tensor prelu_forward(
     const at::Tensor& self,
     const at::Tensor& weight,
     const char* op,
-    bool with_mask,
-    at::Tensor& mask) {
+    PreluBits kind,
+    at::Tensor& bits,
+    at::Tensor& recoverable) {
   check_floating_input(self, op, "self");
+  if (kind == PreluBits::kParity) {
+    check_parity_dtype(self, op, "self");
+    recoverable = at::empty({}, self.options().dtype(at::kBool));
+  }
   at::Tensor out = at::empty_like(self, at::MemoryFormat::Preserve);
-  if (with_mask) {
-    mask = empty_mask(out);
+  if (kind != PreluBits::kNone) {
+    bits = empty_mask(out);
   }
   if constexpr (!Backend::kComputes) {
     prelu_weight_sym_shape(self, weight, op);
   } else {
     const DimVector weight_shape = prelu_weight_shape(self, weight, op);
-    if (out.numel() > 0) {
-      const ChannelGeometry geo = plan_channels(out, weight_shape);
-      ElementwiseCall call;
-      call.self = self;
-      call.weight = weight_in_channel_order(
-          weight, weight_shape, geo, in_weight_order(weight_shape, geo));
-      call.channels = geo.channels;
-      call.inner = geo.inner;
-      const bool mask_in_kernel =
-          with_mask && Backend::kMaskKernels && geo.memory_order;
-      if (mask_in_kernel) {
-        call.mask = mask;
+    if (out.numel() == 0) {
+      if (kind == PreluBits::kParity) {
+        recoverable.fill_(true);
       }
-      run_in_channel_order(call, geo, out, [](const ElementwiseCall& c) {
-        Backend::forward(c);
-      });
-      if (with_mask && !mask_in_kernel) {
-        mask.copy_(pack_mask_reference(self, out));
-      }
+      return out;
+    }
+    const ChannelGeometry geo = plan_channels(out, weight_shape);
+    ElementwiseCall call;
+    call.self = self;
+    call.weight = weight_in_channel_order(
+        weight, weight_shape, geo, in_weight_order(weight_shape, geo));
+    call.channels = geo.channels;
+    call.inner = geo.inner;
+    const bool in_kernel =
+        kind != PreluBits::kNone && Backend::kMaskKernels && geo.memory_order;
+    if (in_kernel && kind == PreluBits::kSign) {
+      call.mask = bits;
+    } else if (in_kernel) {
+      call.parity = bits;
+      call.recoverable = recoverable;
+    }
+    run_in_channel_order(
+        call, geo, out, [](const ElementwiseCall& c) { Backend::forward(c); });
+    if (in_kernel || kind == PreluBits::kNone) {
+      return out;
+    }
+    if (kind == PreluBits::kSign) {
+      bits.copy_(pack_mask_reference(self, out));
+    } else {
+      bits.copy_(pack_bits_reference(storage_parity(self), out));
+      recoverable.copy_(
+          recoverable_reference(self, bits, out, weight.reshape(weight_shape)));
     }
   }
   return out;
@@ -207,8 +235,9 @@ at::Tensor leaky_relu(
 
 template <class Backend>
 at::Tensor prelu(const at::Tensor& self, const at::Tensor& weight) {
-  at::Tensor no_mask;
-  return detail::prelu_forward<Backend>(self, weight, "prelu", false, no_mask);
+  at::Tensor no_bits, no_flag;
+  return detail::prelu_forward<Backend>(
+      self, weight, "prelu", detail::PreluBits::kNone, no_bits, no_flag);
 }
 
 template <class Backend>
@@ -328,10 +357,25 @@ template <class Backend>
 std::tuple<at::Tensor, at::Tensor> prelu_with_mask(
     const at::Tensor& self,
     const at::Tensor& weight) {
-  at::Tensor mask;
+  at::Tensor mask, no_flag;
   at::Tensor out = detail::prelu_forward<Backend>(
-      self, weight, "prelu_with_mask", true, mask);
+      self, weight, "prelu_with_mask", detail::PreluBits::kSign, mask, no_flag);
   return {out, mask};
+}
+
+template <class Backend>
+std::tuple<at::Tensor, at::Tensor, at::Tensor> prelu_with_parity(
+    const at::Tensor& self,
+    const at::Tensor& weight) {
+  at::Tensor parity, recoverable;
+  at::Tensor out = detail::prelu_forward<Backend>(
+      self,
+      weight,
+      "prelu_with_parity",
+      detail::PreluBits::kParity,
+      parity,
+      recoverable);
+  return {out, parity, recoverable};
 }
 
 template <class Backend>
@@ -409,18 +453,27 @@ inline std::tuple<at::Tensor, at::Tensor> prelu_backward_from_mask_reference(
 
 } // namespace detail
 
+namespace detail {
+
+// prelu_backward_from_mask (kSign) and prelu_backward_from_parity (kParity).
 template <class Backend>
-std::tuple<at::Tensor, at::Tensor> prelu_backward_from_mask(
+std::tuple<at::Tensor, at::Tensor> prelu_backward_from_bits(
+    PreluBits kind,
     const at::Tensor& grad_output,
-    const at::Tensor& mask,
+    const at::Tensor& bits,
     const at::Tensor& result,
     const at::Tensor& weight) {
-  const char* op = "prelu_backward_from_mask";
+  const bool sign = kind == PreluBits::kSign;
+  const char* op =
+      sign ? "prelu_backward_from_mask" : "prelu_backward_from_parity";
   check_floating_input(result, op, "result");
+  if (!sign) {
+    check_parity_dtype(result, op, "result");
+  }
   check_like_self(grad_output, result, op, "grad_output");
   at::Tensor grad_input = at::empty_like(result, at::MemoryFormat::Preserve);
   at::Tensor grad_weight = at::empty_like(weight, at::MemoryFormat::Contiguous);
-  check_mask(mask, grad_input, op);
+  check_mask(bits, grad_input, op, sign ? "mask" : "parity");
   if constexpr (!Backend::kComputes) {
     prelu_weight_sym_shape(result, weight, op);
   } else {
@@ -430,24 +483,52 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward_from_mask(
       return {grad_input, grad_weight};
     }
     const ChannelGeometry geo = plan_channels(grad_input, weight_shape);
-    const bool direct = detail::in_weight_order(weight_shape, geo);
+    const bool direct = in_weight_order(weight_shape, geo);
     if (!Backend::kMaskKernels || !geo.memory_order || !direct) {
-      return detail::prelu_backward_from_mask_reference(
-          grad_output, mask, result, weight, weight_shape);
+      if (sign) {
+        return prelu_backward_from_mask_reference(
+            grad_output, bits, result, weight, weight_shape);
+      }
+      // x itself, then prelu's own backward.
+      return prelu_backward<Backend>(
+          grad_output,
+          recover_input_reference(bits, result, weight.reshape(weight_shape)),
+          weight);
     }
     ElementwiseCall call;
     call.grad_output = with_layout_of(grad_output, grad_input);
     call.self = with_layout_of(result, grad_input);
     call.out = grad_input;
-    call.mask = mask;
-    call.weight =
-        detail::weight_in_channel_order(weight, weight_shape, geo, direct);
+    (sign ? call.mask : call.parity) = bits;
+    call.weight = weight_in_channel_order(weight, weight_shape, geo, direct);
     call.channels = geo.channels;
     call.inner = geo.inner;
     call.grad_weight = grad_weight;
     Backend::backward(call);
   }
   return {grad_input, grad_weight};
+}
+
+} // namespace detail
+
+template <class Backend>
+std::tuple<at::Tensor, at::Tensor> prelu_backward_from_mask(
+    const at::Tensor& grad_output,
+    const at::Tensor& mask,
+    const at::Tensor& result,
+    const at::Tensor& weight) {
+  return detail::prelu_backward_from_bits<Backend>(
+      detail::PreluBits::kSign, grad_output, mask, result, weight);
+}
+
+template <class Backend>
+std::tuple<at::Tensor, at::Tensor> prelu_backward_from_parity(
+    const at::Tensor& grad_output,
+    const at::Tensor& parity,
+    const at::Tensor& result,
+    const at::Tensor& weight) {
+  return detail::prelu_backward_from_bits<Backend>(
+      detail::PreluBits::kParity, grad_output, parity, result, weight);
 }
 
 template <class Backend>
@@ -464,6 +545,10 @@ void register_backend(torch::Library& m) {
   m.impl("prelu_with_mask", TORCH_FN(prelu_with_mask<Backend>));
   m.impl(
       "prelu_backward_from_mask", TORCH_FN(prelu_backward_from_mask<Backend>));
+  m.impl("prelu_with_parity", TORCH_FN(prelu_with_parity<Backend>));
+  m.impl(
+      "prelu_backward_from_parity",
+      TORCH_FN(prelu_backward_from_parity<Backend>));
 }
 
 } // namespace actx

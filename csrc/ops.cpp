@@ -97,6 +97,24 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward_from_mask(
   return op.call(grad_output, mask, result, weight);
 }
 
+std::tuple<at::Tensor, at::Tensor, at::Tensor> prelu_with_parity(
+    const at::Tensor& self,
+    const at::Tensor& weight) {
+  static const auto op =
+      find_op<decltype(prelu_with_parity)>("actx::prelu_with_parity");
+  return op.call(self, weight);
+}
+
+std::tuple<at::Tensor, at::Tensor> prelu_backward_from_parity(
+    const at::Tensor& grad_output,
+    const at::Tensor& parity,
+    const at::Tensor& result,
+    const at::Tensor& weight) {
+  static const auto op = find_op<decltype(prelu_backward_from_parity)>(
+      "actx::prelu_backward_from_parity");
+  return op.call(grad_output, parity, result, weight);
+}
+
 namespace {
 std::atomic<bool>& backward_masks() {
   static std::atomic<bool> enabled{[] {

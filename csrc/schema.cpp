@@ -40,6 +40,17 @@ TORCH_LIBRARY(actx, m) {
       "prelu_backward_from_mask(Tensor grad_output, Tensor mask, Tensor result, Tensor weight) "
       "-> (Tensor, Tensor)",
       tags);
+  // prelu keeping the lowest storage bit of each x instead (bit k: the element
+  // at offset k of the dense output), with which the backward recovers x from
+  // the output where the weight is positive. The third output, a 0-dim bool,
+  // says whether it recovers every x of the call.
+  m.def(
+      "prelu_with_parity(Tensor self, Tensor weight) -> (Tensor, Tensor, Tensor)",
+      tags);
+  m.def(
+      "prelu_backward_from_parity(Tensor grad_output, Tensor parity, Tensor result, "
+      "Tensor weight) -> (Tensor, Tensor)",
+      tags);
   // Not tensor operators: they choose the CPU instruction set, and have one
   // kernel for all keys.
   m.def("_cpu_capability() -> str", &actx::cpu::capability_name);

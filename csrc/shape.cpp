@@ -4,6 +4,7 @@
 #include <ATen/MemoryOverlap.h>
 
 #include <algorithm>
+#include <limits>
 #include <numeric>
 
 namespace actx {
@@ -281,21 +282,27 @@ at::Tensor empty_mask(const at::Tensor& like) {
 void check_mask(
     const at::Tensor& mask,
     const at::Tensor& like,
-    const char* op) {
+    const char* op,
+    const char* name) {
   TORCH_CHECK(
       mask.defined() && mask.layout() == at::kStrided &&
           mask.scalar_type() == at::kByte,
       "actx::",
       op,
-      ": expected `mask` to be a dense uint8 tensor (from actx's *_with_mask "
-      "operators), got ",
+      ": expected `",
+      name,
+      "` to be a dense uint8 tensor (from actx's *_with_",
+      name,
+      " operators), got ",
       mask.defined() ? c10::str(mask.layout(), " ", mask.scalar_type())
                      : std::string("None"));
   TORCH_CHECK(
       mask.device() == like.device(),
       "actx::",
       op,
-      ": expected `mask` on the device of `grad_output` (",
+      ": expected `",
+      name,
+      "` on the device of `grad_output` (",
       like.device(),
       "), got ",
       mask.device());
@@ -303,7 +310,9 @@ void check_mask(
       mask.dim() == 1 && mask.sym_numel() == mask_bytes(like.sym_numel()),
       "actx::",
       op,
-      ": expected `mask` to be 1-D with one bit per element of `grad_output` (",
+      ": expected `",
+      name,
+      "` to be 1-D with one bit per element of `grad_output` (",
       mask_bytes(like.sym_numel()),
       " bytes for ",
       like.sym_numel(),
@@ -331,9 +340,15 @@ at::Tensor bit_weights(const at::Tensor& like) {
 } // namespace
 
 at::Tensor pack_mask_reference(const at::Tensor& x, const at::Tensor& like) {
+  return pack_bits_reference(x.gt(0), like);
+}
+
+at::Tensor pack_bits_reference(
+    const at::Tensor& condition,
+    const at::Tensor& like) {
   const int64_t n = like.numel();
   const int64_t bytes = mask_bytes(n).expect_int();
-  at::Tensor bits = with_layout_of(x, like).gt(0).permute(memory_order(like));
+  at::Tensor bits = with_layout_of(condition, like).permute(memory_order(like));
   bits = bits.reshape({n}).to(at::kByte);
   bits = at::constant_pad_nd(bits, {0, bytes * 8 - n}).view({bytes, 8});
   return bits.mul(bit_weights(like)).sum(1, /*keepdim=*/false, at::kByte);
@@ -347,6 +362,74 @@ at::Tensor unpack_mask_reference(
   const at::Tensor bits =
       mask.unsqueeze(1).bitwise_and(bit_weights(like)).ne(0).reshape({-1});
   return bits.as_strided(like.sizes(), like.strides());
+}
+
+void check_parity_dtype(const at::Tensor& t, const char* op, const char* arg) {
+  const auto dtype = t.scalar_type();
+  TORCH_CHECK(
+      dtype == at::kFloat || dtype == at::kHalf || dtype == at::kBFloat16,
+      "actx::",
+      op,
+      ": expected `",
+      arg,
+      "` of dtype float32, float16 or bfloat16 (a float64 quotient has no "
+      "wider type to be checked in), got ",
+      dtype);
+}
+
+at::Tensor storage_parity(const at::Tensor& x) {
+  const at::ScalarType bits = x.element_size() == 4 ? at::kInt : at::kShort;
+  return x.view(bits).bitwise_and(1).ne(0);
+}
+
+namespace {
+// Bits below the storage type's lowest bit in a double.
+int parity_shift(at::ScalarType dtype) {
+  switch (dtype) {
+    case at::kFloat:
+      return 52 - 23;
+    case at::kHalf:
+      return 52 - 10;
+    default: // bfloat16
+      return 52 - 7;
+  }
+}
+} // namespace
+
+at::Tensor recover_input_reference(
+    const at::Tensor& parity,
+    const at::Tensor& result,
+    const at::Tensor& weight) {
+  // y / w in double lies nearer to the true quotient than any other value on
+  // the storage type's grid is (their distance from it is at least 2^-35 of
+  // it), so truncating the double truncates the quotient; then the parity bit
+  // chooses between that value and the next one out, as in the kernels.
+  const int shift = parity_shift(result.scalar_type());
+  const at::Tensor q = result.to(at::kDouble) / weight.to(at::kDouble);
+  at::Tensor bits = q.view(at::kLong).bitwise_and(~((int64_t{1} << shift) - 1));
+  const at::Tensor want = unpack_mask_reference(parity, result).to(at::kLong);
+  bits = bits.add(bits.bitwise_right_shift(shift)
+                      .bitwise_xor(want)
+                      .bitwise_and(1)
+                      .bitwise_left_shift(shift));
+  return at::where(
+      result.gt(0), result, bits.view(at::kDouble).to(result.scalar_type()));
+}
+
+at::Tensor recoverable_reference(
+    const at::Tensor& x,
+    const at::Tensor& parity,
+    const at::Tensor& result,
+    const at::Tensor& weight) {
+  const at::Tensor back = recover_input_reference(parity, result, weight);
+  const double tiny = result.scalar_type() == at::kHalf
+      ? 6.103515625e-05
+      : static_cast<double>(std::numeric_limits<float>::min());
+  const at::Tensor normal = x.abs().ge(tiny).logical_and(result.abs().ge(tiny));
+  return x.gt(0)
+      .logical_or(x.isnan().logical_and(back.isnan()))
+      .logical_or(back.eq(x).logical_and(normal.logical_or(x.eq(0))))
+      .all();
 }
 
 } // namespace actx

@@ -77,7 +77,12 @@ ChannelGeometry plan_channels(
 // like's device.
 c10::SymInt mask_bytes(const c10::SymInt& numel);
 at::Tensor empty_mask(const at::Tensor& like);
-void check_mask(const at::Tensor& mask, const at::Tensor& like, const char* op);
+// name: what the operator calls the bits ("mask" or "parity").
+void check_mask(
+    const at::Tensor& mask,
+    const at::Tensor& like,
+    const char* op,
+    const char* name = "mask");
 // The dims of a dense tensor in memory order, outermost first: t.permute(order)
 // is contiguous, and its flat index is the storage offset (the bit index).
 DimVector memory_order(const at::Tensor& t);
@@ -86,9 +91,35 @@ DimVector memory_order(const at::Tensor& t);
 // as `like`. The device-generic path (CUDA, and the rare layouts the CPU
 // kernels do not take); the kernels compute the same bits.
 at::Tensor pack_mask_reference(const at::Tensor& x, const at::Tensor& like);
+// The bits of any bool tensor `condition` so packed.
+at::Tensor pack_bits_reference(
+    const at::Tensor& condition,
+    const at::Tensor& like);
 at::Tensor unpack_mask_reference(
     const at::Tensor& mask,
     const at::Tensor& like);
+
+// ---- Parity bits (prelu_with_parity) ----
+// Packed as masks are, bit k the lowest bit of the storage of the input element
+// at offset k of the dense output. With them and a positive weight the
+// backward recovers x from prelu's output y exactly (x = y where y > 0, else
+// the value of x's dtype next to y / w whose lowest bit is the parity bit):
+// float32, float16 and bfloat16 inputs.
+void check_parity_dtype(const at::Tensor& t, const char* op, const char* arg);
+// Whether each element's lowest storage bit is set (bool, x's shape).
+at::Tensor storage_parity(const at::Tensor& x);
+// x recovered in ATen operations; `weight` broadcasts against `result`.
+at::Tensor recover_input_reference(
+    const at::Tensor& parity,
+    const at::Tensor& result,
+    const at::Tensor& weight);
+// 0-dim bool: whether every element of x is recovered, with x and y zero or
+// normal numbers (where the kernels' recovery provably agrees with this one).
+at::Tensor recoverable_reference(
+    const at::Tensor& x,
+    const at::Tensor& parity,
+    const at::Tensor& result,
+    const at::Tensor& weight);
 
 // `t` laid out exactly like `like` (a dense tensor): t itself when its strides
 // already match, else a copy.

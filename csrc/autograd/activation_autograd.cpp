@@ -128,9 +128,26 @@ struct LeakyReluBackwardFromMaskFormula {
   }
 };
 
-struct PreluMaskFormula {
+// What a prelu node keeps beside its output and weight: a sign mask, or parity
+// bits (prelu_with_parity: x itself is recovered from the output).
+enum class PreluBits { kSign, kParity };
+
+// prelu_backward_from_mask or prelu_backward_from_parity.
+std::tuple<at::Tensor, at::Tensor> prelu_backward_from_bits(
+    PreluBits kind,
+    const at::Tensor& grad_output,
+    const at::Tensor& bits,
+    const at::Tensor& result,
+    const at::Tensor& weight) {
+  return kind == PreluBits::kSign
+      ? actx::prelu_backward_from_mask(grad_output, bits, result, weight)
+      : actx::prelu_backward_from_parity(grad_output, bits, result, weight);
+}
+
+template <PreluBits kKind>
+struct PreluBitsFormula {
   static constexpr const char* kName = "actx::PreluBackward";
-  // saved: result, mask, weight. Inputs: self, weight.
+  // saved: result, mask or parity, weight. Inputs: self, weight.
   static variable_list backward(
       const variable_list& saved,
       const Constants&,
@@ -139,7 +156,7 @@ struct PreluMaskFormula {
       return {at::Tensor(), at::Tensor()};
     }
     auto [grad_input, grad_weight] =
-        actx::prelu_backward_from_mask(grads[0], saved[1], saved[0], saved[2]);
+        prelu_backward_from_bits(kKind, grads[0], saved[1], saved[0], saved[2]);
     return {grad_input, grad_weight};
   }
 };
@@ -221,14 +238,29 @@ struct PreluBackwardFormula {
   }
 };
 
-// The derivatives of prelu_backward_from_mask(g, mask, y, w), where y = w * x
-// is prelu's output and m the mask (x > 0):
+// x > 0 as a backward from bits knows it: from the mask, or (a positive
+// weight) y > 0.
+at::Tensor positive_input(
+    PreluBits kind,
+    const at::Tensor& bits,
+    const at::Tensor& y) {
+  return kind == PreluBits::kSign ? unpack_mask_reference(bits, y) : y.gt(0);
+}
+
+// The derivatives of prelu_backward_from_mask(g, mask, y, w) and
+// prelu_backward_from_parity(g, parity, y, w), where y = w * x is prelu's
+// output and m is x > 0:
 //   grad_input  = m ? g : w * g
 //   grad_weight = (sum over the broadcast dims of (m ? 0 : g * y)) / w
-struct PreluBackwardFromMaskFormula {
-  static constexpr const char* kName = "actx::PreluBackwardFromMaskBackward";
-  // saved: grad_output, mask, result, weight. Inputs: grad_output, result,
-  // weight.
+// (from parity bits the kernels sum g * x with x recovered exactly; its
+// derivatives are these).
+template <PreluBits kKind>
+struct PreluBackwardFromBitsFormula {
+  static constexpr const char* kName = kKind == PreluBits::kSign
+      ? "actx::PreluBackwardFromMaskBackward"
+      : "actx::PreluBackwardFromParityBackward";
+  // saved: grad_output, mask or parity, result, weight. Inputs: grad_output,
+  // result, weight.
   static variable_list backward(
       const variable_list& saved,
       const Constants&,
@@ -244,7 +276,7 @@ struct PreluBackwardFromMaskFormula {
     const SymDimVector shape =
         prelu_weight_sym_shape(y, weight, "prelu_backward_from_mask");
     const at::Tensor w = weight.reshape_symint(shape);
-    const at::Tensor positive = unpack_mask_reference(saved[1], y);
+    const at::Tensor positive = positive_input(kKind, saved[1], y);
     // gg_weight / w, broadcast: the weight gradient's derivative per g * y.
     const at::Tensor per_term = gg_weight.defined()
         ? gg_weight.reshape_symint(shape) / w
@@ -637,41 +669,85 @@ void set_prelu_tangent(
   }
 }
 
+// A prelu call that keeps its output, its weight and `bits` for the backward:
+// the node of the formula, with the tangent set first (a saved output keeps the
+// tangent it has when saved; forward over reverse reads it).
+template <PreluBits kKind>
+void record_prelu_with_bits(
+    at::Tensor& result,
+    const at::Tensor& bits,
+    const at::Tensor& self,
+    const at::Tensor& weight) {
+  auto node = make_node<PreluBitsFormula<kKind>>(self, weight);
+  set_prelu_tangent(result, self, weight);
+  if (node) {
+    torch::autograd::set_history(result, node);
+    node->save(result, /*is_output=*/true);
+    node->save(bits);
+    node->save(weight);
+  }
+}
+
+// A prelu call that keeps its input, as torch's does.
+void record_prelu_with_input(
+    at::Tensor& result,
+    const at::Tensor& self,
+    const at::Tensor& weight) {
+  auto node = make_node<PreluFormula>(self, weight);
+  if (node) {
+    node->save(self);
+    node->save(weight);
+    torch::autograd::set_history(result, node);
+  }
+  set_prelu_tangent(result, self, weight);
+}
+
 std::tuple<at::Tensor, at::Tensor> prelu_with_mask_autograd(
     const at::Tensor& self,
     const at::Tensor& weight) {
-  auto node = make_node<PreluMaskFormula>(self, weight);
   at::Tensor result, mask;
   {
     at::AutoDispatchBelowADInplaceOrView guard;
     std::tie(result, mask) = actx::prelu_with_mask(self, weight);
   }
-  // The tangent first: a saved output keeps the tangent it has when saved
-  // (forward over reverse reads it).
-  set_prelu_tangent(result, self, weight);
-  if (node) {
-    torch::autograd::set_history(result, node);
-    node->save(result, /*is_output=*/true);
-    node->save(mask);
-    node->save(weight);
-  }
+  record_prelu_with_bits<PreluBits::kSign>(result, mask, self, weight);
   return {result, mask};
 }
 
-// Whether prelu's weight gradient may be recovered from its output: x = y / w
-// where x <= 0. That needs the weight's values, read here (a plain CPU tensor;
-// a GPU weight would cost a synchronization, a traced one has no values), all
-// finite and of a magnitude in [2^-20, 2^20], so that y = w * x neither
-// overflows nor loses x to underflow; and float32/float64: a float16/bfloat16
-// y is rounded to 11/8 bits, which took the weight gradient's error to twice
-// torch's own where a channel has few terms (measured: docs/memory.md).
-bool weight_gradient_from_result(
+// The node keeps the parity bits where they recover every x, else x itself.
+// `recoverable` is read on the host: free for a CPU tensor (prelu_autograd
+// calls this for plain CPU tensors only); elsewhere it synchronizes.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> prelu_with_parity_autograd(
     const at::Tensor& self,
     const at::Tensor& weight) {
-  const auto dtype = self.scalar_type();
-  if (dtype != at::kFloat && dtype != at::kDouble) {
-    return false;
+  at::Tensor result, parity, recoverable;
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    std::tie(result, parity, recoverable) =
+        actx::prelu_with_parity(self, weight);
   }
+  if (!torch::autograd::compute_requires_grad(self, weight)) {
+    set_prelu_tangent(result, self, weight);
+  } else if (recoverable.item<bool>()) {
+    record_prelu_with_bits<PreluBits::kParity>(result, parity, self, weight);
+  } else {
+    record_prelu_with_input(result, self, weight);
+  }
+  return {result, parity, recoverable};
+}
+
+// What prelu's node keeps beside the weight, decided from the weight's values
+// (read here: a plain CPU tensor; a GPU weight would cost a synchronization, a
+// traced one has no values):
+// - kParity: float32, float16, bfloat16 with every weight positive and finite:
+//   the output and the parity bits, from which the backward recovers x exactly
+//   (x itself where the forward finds it cannot, as for subnormal outputs);
+// - kSign: float32/float64 with weight magnitudes in [2^-20, 2^20]: the output
+//   and the sign mask, x <= 0 taken as y / w (within rounding: docs/memory.md);
+// - kInput: x itself.
+enum class PreluSaves { kInput, kSign, kParity };
+
+PreluSaves prelu_saves(const at::Tensor& self, const at::Tensor& weight) {
   // functorch's tensors have values, but not ones to read here.
   const c10::DispatchKeySet functorch(
       {c10::DispatchKey::FuncTorchGradWrapper,
@@ -679,37 +755,54 @@ bool weight_gradient_from_result(
   for (const at::Tensor* t : {&self, &weight}) {
     if (!t->device().is_cpu() || traced(*t) ||
         t->key_set().has_any(functorch)) {
-      return false;
+      return PreluSaves::kInput;
     }
   }
-  at::AutoDispatchBelowADInplaceOrView guard;
-  const at::Tensor magnitude = weight.abs();
-  return magnitude.ge(std::ldexp(1.0, -20))
-      .logical_and(magnitude.le(std::ldexp(1.0, 20)))
-      .all()
-      .item<bool>();
+  at::Tensor w;
+  {
+    // A copy: below autograd an operator must not return its input, which
+    // to() does for a float64 weight.
+    at::AutoDispatchBelowADInplaceOrView guard;
+    w = weight.to(at::kDouble, /*non_blocking=*/false, /*copy=*/true)
+            .contiguous();
+  }
+  const double* data = w.const_data_ptr<double>();
+  bool positive = true;
+  bool moderate = true;
+  for (int64_t i = 0; i < w.numel(); ++i) {
+    const double magnitude = std::fabs(data[i]);
+    positive = positive && data[i] > 0 && std::isfinite(data[i]);
+    moderate = moderate && magnitude >= std::ldexp(1.0, -20) &&
+        magnitude <= std::ldexp(1.0, 20);
+  }
+  const auto dtype = self.scalar_type();
+  if (positive && dtype != at::kDouble) {
+    return PreluSaves::kParity;
+  }
+  if (moderate && (dtype == at::kFloat || dtype == at::kDouble)) {
+    return PreluSaves::kSign;
+  }
+  return PreluSaves::kInput;
 }
 
 at::Tensor prelu_autograd(const at::Tensor& self, const at::Tensor& weight) {
   if (backward_masks_enabled() &&
-      torch::autograd::compute_requires_grad(self, weight) &&
-      weight_gradient_from_result(self, weight)) {
-    return std::get<0>(prelu_with_mask_autograd(self, weight));
-  }
-  auto node = make_node<PreluFormula>(self, weight);
-  if (node) {
-    node->save(self);
-    node->save(weight);
+      torch::autograd::compute_requires_grad(self, weight)) {
+    switch (prelu_saves(self, weight)) {
+      case PreluSaves::kParity:
+        return std::get<0>(prelu_with_parity_autograd(self, weight));
+      case PreluSaves::kSign:
+        return std::get<0>(prelu_with_mask_autograd(self, weight));
+      case PreluSaves::kInput:
+        break;
+    }
   }
   at::Tensor result;
   {
     at::AutoDispatchBelowADInplaceOrView guard;
     result = actx::prelu(self, weight);
   }
-  if (node) {
-    torch::autograd::set_history(result, node);
-  }
-  set_prelu_tangent(result, self, weight);
+  record_prelu_with_input(result, self, weight);
   return result;
 }
 
@@ -779,16 +872,18 @@ at::Tensor leaky_relu_backward_from_mask_autograd(
       });
 }
 
-std::tuple<at::Tensor, at::Tensor> prelu_backward_from_mask_autograd(
+// prelu_backward_from_mask (kSign) and prelu_backward_from_parity (kParity).
+template <PreluBits kKind>
+std::tuple<at::Tensor, at::Tensor> prelu_backward_from_bits_autograd(
     const at::Tensor& grad_output,
-    const at::Tensor& mask,
+    const at::Tensor& bits,
     const at::Tensor& result,
     const at::Tensor& weight) {
-  auto node =
-      make_node<PreluBackwardFromMaskFormula>(grad_output, result, weight);
+  auto node = make_node<PreluBackwardFromBitsFormula<kKind>>(
+      grad_output, result, weight);
   if (node) {
     node->save(grad_output);
-    node->save(mask);
+    node->save(bits);
     node->save(result);
     node->save(weight);
   }
@@ -796,7 +891,7 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward_from_mask_autograd(
   {
     at::AutoDispatchBelowADInplaceOrView guard;
     std::tie(grad_input, grad_weight) =
-        actx::prelu_backward_from_mask(grad_output, mask, result, weight);
+        prelu_backward_from_bits(kKind, grad_output, bits, result, weight);
   }
   if (node) {
     torch::autograd::set_history({grad_input, grad_weight}, node);
@@ -813,7 +908,7 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward_from_mask_autograd(
     // torch's forward-mode formulas count x == 0 (y == 0) with the positive
     // side, as masked_slope_tangent does.
     const at::Tensor non_negative =
-        unpack_mask_reference(primal_of(mask), y).logical_or(y == 0);
+        positive_input(kKind, primal_of(bits), y).logical_or(y == 0);
     const at::Tensor wb = w.reshape_symint(shape);
     if (g_t.defined() || w_t.defined()) {
       const at::Tensor t =
@@ -850,7 +945,13 @@ TORCH_LIBRARY_IMPL(actx, Autograd, m) {
   m.impl("prelu_with_mask", TORCH_FN(actx::prelu_with_mask_autograd));
   m.impl(
       "prelu_backward_from_mask",
-      TORCH_FN(actx::prelu_backward_from_mask_autograd));
+      TORCH_FN(
+          actx::prelu_backward_from_bits_autograd<actx::PreluBits::kSign>));
+  m.impl("prelu_with_parity", TORCH_FN(actx::prelu_with_parity_autograd));
+  m.impl(
+      "prelu_backward_from_parity",
+      TORCH_FN(
+          actx::prelu_backward_from_bits_autograd<actx::PreluBits::kParity>));
   m.impl("leaky_relu", TORCH_FN(actx::leaky_relu_autograd));
   m.impl("leaky_relu_", TORCH_FN(actx::leaky_relu__autograd));
   m.impl("leaky_relu_backward", TORCH_FN(actx::leaky_relu_backward_autograd));

@@ -346,9 +346,44 @@ std::tuple<at::Tensor, at::Tensor> prelu_with_mask_batched(
   });
 }
 
-// One call when every sample's result is a dense run of the physical result,
+// prelu's forward keeping parity bits, one call per sample: each sample's
+// `recoverable` is its own.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> prelu_with_parity_batched(
+    const at::Tensor& self,
+    const at::Tensor& weight) {
+  const BatchRuleScope scope;
+  if (!isBatchedAtLevel(self, scope.level) &&
+      !isBatchedAtLevel(weight, scope.level)) {
+    return actx::prelu_with_parity(self, weight);
+  }
+  const int64_t batch =
+      batch_size({&self, &weight}, scope.level).guard_int(__FILE__, __LINE__);
+  const int64_t n = sample_numel(self);
+  const at::Tensor x =
+      batch_outermost(batch_in_front(self, scope.level, batch));
+  at::Tensor recoverable = at::empty({batch}, x.options().dtype(at::kBool));
+  auto [out, parity] = per_sample_with_mask(x, n, scope.level, [&](int64_t b) {
+    auto [out_b, parity_b, recoverable_b] =
+        actx::prelu_with_parity(x[b], sample(weight, scope.level, b));
+    recoverable[b].copy_(recoverable_b);
+    return std::make_tuple(out_b, parity_b);
+  });
+  return {out, parity, makeBatched(recoverable, 0, scope.level)};
+}
+
+using PreluBackwardFromBits = std::tuple<at::Tensor, at::Tensor> (*)(
+    const at::Tensor&,
+    const at::Tensor&,
+    const at::Tensor&,
+    const at::Tensor&);
+constexpr char kFromMask[] = "prelu_backward_from_mask";
+constexpr char kFromParity[] = "prelu_backward_from_parity";
+
+// prelu_backward_from_mask and prelu_backward_from_parity (kOp, named kName):
+// one call when every sample's result is a dense run of the physical result,
 // its bits a run of whole bytes of the mask; else one call per sample.
-std::tuple<at::Tensor, at::Tensor> prelu_backward_from_mask_batched(
+template <PreluBackwardFromBits kOp, const char* kName>
+std::tuple<at::Tensor, at::Tensor> prelu_backward_from_bits_batched(
     const at::Tensor& grad_output,
     const at::Tensor& mask,
     const at::Tensor& result,
@@ -357,7 +392,7 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward_from_mask_batched(
   const int64_t level = scope.level;
   if (!isBatchedAtLevel(grad_output, level) && !isBatchedAtLevel(mask, level) &&
       !isBatchedAtLevel(result, level) && !isBatchedAtLevel(weight, level)) {
-    return actx::prelu_backward_from_mask(grad_output, mask, result, weight);
+    return kOp(grad_output, mask, result, weight);
   }
   const int64_t batch =
       batch_size({&grad_output, &mask, &result, &weight}, level)
@@ -373,12 +408,12 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward_from_mask_batched(
           level,
           batch,
           /*per_sample=*/true,
-          "prelu_backward_from_mask");
-      auto [grad_input, grad_weight] = actx::prelu_backward_from_mask(
-          batch_in_front(grad_output, level, batch),
-          batch_in_front(mask, level, batch).contiguous().view({-1}),
-          y,
-          w);
+          kName);
+      auto [grad_input, grad_weight] =
+          kOp(batch_in_front(grad_output, level, batch),
+              batch_in_front(mask, level, batch).contiguous().view({-1}),
+              y,
+              w);
       return {
           makeBatched(grad_input, 0, level),
           makeBatched(
@@ -391,11 +426,11 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward_from_mask_batched(
   std::vector<at::Tensor> grad_inputs;
   std::vector<at::Tensor> grad_weights;
   for (int64_t b = 0; b < batch; ++b) {
-    auto [grad_input, grad_weight] = actx::prelu_backward_from_mask(
-        sample(grad_output, level, b),
-        sample(mask, level, b),
-        sample(result, level, b),
-        sample(weight, level, b));
+    auto [grad_input, grad_weight] =
+        kOp(sample(grad_output, level, b),
+            sample(mask, level, b),
+            sample(result, level, b),
+            sample(weight, level, b));
     grad_inputs.push_back(grad_input);
     grad_weights.push_back(grad_weight);
   }
@@ -415,7 +450,15 @@ TORCH_LIBRARY_IMPL(actx, FuncTorchBatched, m) {
   m.impl("prelu_with_mask", TORCH_FN(actx::prelu_with_mask_batched));
   m.impl(
       "prelu_backward_from_mask",
-      TORCH_FN(actx::prelu_backward_from_mask_batched));
+      TORCH_FN((actx::prelu_backward_from_bits_batched<
+                &actx::prelu_backward_from_mask,
+                actx::kFromMask>)));
+  m.impl("prelu_with_parity", TORCH_FN(actx::prelu_with_parity_batched));
+  m.impl(
+      "prelu_backward_from_parity",
+      TORCH_FN((actx::prelu_backward_from_bits_batched<
+                &actx::prelu_backward_from_parity,
+                actx::kFromParity>)));
   m.impl("leaky_relu", TORCH_FN(actx::leaky_relu_batched));
   m.impl("leaky_relu_", TORCH_FN(actx::leaky_relu__batched));
   m.impl("leaky_relu_backward", TORCH_FN(actx::leaky_relu_backward_batched));

@@ -7,6 +7,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -142,6 +143,16 @@ void store_weight_grad(
   }
 }
 
+// The kernels that write or read the mask, or the parity bits.
+template <class T>
+const BitKernels<T>& bit_kernels(bool parity) {
+  const BitKernels<T>* kernels = parity
+      ? parity_kernels_for<T>(active_kernels())
+      : &mask_kernels_for<T>(active_kernels());
+  TORCH_INTERNAL_ASSERT(kernels != nullptr, "no parity kernels for float64");
+  return *kernels;
+}
+
 struct CpuBackend {
   static constexpr bool kComputes = true;
   static constexpr bool kMaskKernels = true;
@@ -162,36 +173,38 @@ struct CpuBackend {
           auto* out = reinterpret_cast<T*>(call.out.data_ptr<scalar_t>());
           const auto& kernels = kernels_for<T>(active_kernels());
           const int64_t n = call.out.numel();
-          if (!call.mask.defined()) {
+          if (!call.mask.defined() && !call.parity.defined()) {
             at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
               kernels.forward(
                   x, lw.data, out, Span{lw.channels, lw.inner, begin, end});
             });
             return;
           }
-          // The loop writes the mask from the comparison it makes anyway;
-          // chunks start on whole bytes.
-          const auto& masks = mask_kernels_for<T>(active_kernels());
-          uint8_t* mask = call.mask.data_ptr<uint8_t>();
+          // The loop writes the mask (or parity bits) from the element it
+          // holds anyway; chunks start on whole bytes.
+          const bool parity = call.parity.defined();
+          const BitKernels<T>& kernels_with_bits = bit_kernels<T>(parity);
+          uint8_t* bits =
+              (parity ? call.parity : call.mask).data_ptr<uint8_t>();
+          std::atomic<bool> recoverable{true};
           at::parallel_for(
               0, ceil_div(n, 8), kGrain / 8, [&](int64_t first, int64_t last) {
-                masks.forward(
-                    x,
-                    lw.data,
-                    out,
-                    mask,
-                    Span{
-                        lw.channels,
-                        lw.inner,
-                        first * 8,
-                        std::min(n, last * 8)});
+                const Span span{
+                    lw.channels, lw.inner, first * 8, std::min(n, last * 8)};
+                if (!kernels_with_bits.forward(x, lw.data, out, bits, span)) {
+                  recoverable = false;
+                }
               });
+          if (parity) {
+            call.recoverable.fill_(recoverable.load());
+          }
         });
   }
 
   // grad_input, and the prelu weight gradient when call.grad_weight is
   // defined. The sign comes from call.mask when it is defined (call.self is
-  // then the prelu output, or undefined), else from call.self.
+  // then the prelu output, or undefined); x from call.self, or from the prelu
+  // output call.self and call.parity.
   static void backward(const ElementwiseCall& call) {
     AT_DISPATCH_FLOATING_TYPES_AND2(
         at::kHalf,
@@ -212,11 +225,14 @@ struct CpuBackend {
           const uint8_t* mask = call.mask.defined()
               ? call.mask.const_data_ptr<uint8_t>()
               : nullptr;
+          const bool parity = call.parity.defined();
+          const BitKernels<T>& kernels_with_bits = bit_kernels<T>(parity);
+          const uint8_t* bits =
+              parity ? call.parity.const_data_ptr<uint8_t>() : mask;
           const auto& kernels = kernels_for<T>(active_kernels());
-          const auto& masks = mask_kernels_for<T>(active_kernels());
           auto run = [&](acc_t* gw, Span span) {
-            if (mask != nullptr) {
-              masks.backward(g, mask, x, lw.data, gx, gw, span);
+            if (bits != nullptr) {
+              kernels_with_bits.backward(g, bits, x, lw.data, gx, gw, span);
             } else {
               kernels.backward(g, x, lw.data, gx, gw, span);
             }

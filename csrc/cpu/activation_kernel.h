@@ -135,35 +135,108 @@ struct BitWriter {
   }
 };
 
-// The forward loop; with kMask it also writes the sign mask of x[span]
-// (span.begin a multiple of 8) from the same comparison, every vector loaded in
-// lane order so that bit k is lane k.
-template <class T, bool kMask>
-void forward_loop(
+// What a forward loop writes beside its output: nothing, the sign mask, or the
+// parity bits of prelu_with_parity.
+enum class Bits { kNone, kSign, kParity };
+
+// Where the parity bits put the storage type's lowest bit in a float, and the
+// type's smallest normal magnitude.
+template <class T>
+struct ParityTraits;
+template <>
+struct ParityTraits<float> {
+  static constexpr int kShift = 0;
+  static constexpr float kTiny = 1.17549435e-38f;
+};
+template <>
+struct ParityTraits<BFloat16> {
+  static constexpr int kShift = 16;
+  static constexpr float kTiny = 1.17549435e-38f;
+};
+template <>
+struct ParityTraits<Half16> {
+  static constexpr int kShift = 13;
+  static constexpr float kTiny = 6.103515625e-05f;
+};
+
+// x from prelu's output y = x > 0 ? x : w * x (rounded to T), a weight w > 0
+// and the lowest storage bit of x. For x <= 0 the quotient y / w lies within
+// one step of x on T's grid (y's rounding error, divided by w, is under one
+// step of x), so the quotient truncated to the grid is x or its neighbour
+// towards zero, and the two differ in their lowest bit. The forward checks
+// every element (recoverable_bits) rather than relying on that argument at the
+// edges of the range (subnormal x or y).
+template <class T, class V>
+inline V recovered_input(V y, V w, uint32_t parity) {
+  return select(
+      positive(y), y, recover_negative<ParityTraits<T>::kShift>(y, w, parity));
+}
+
+template <class T>
+inline uint32_t storage_low_bits_partial(const T* p, int64_t n) {
+  uint32_t bits = 0;
+  for (int64_t k = 0; k < n; ++k) {
+    bits |= low_bit(p[k]) << k;
+  }
+  return bits;
+}
+
+inline uint32_t lanes_below(int64_t n) {
+  return n >= 32 ? ~0u : (1u << n) - 1u;
+}
+
+// The forward loop. With kSign it also writes the sign mask of x[span], with
+// kParity the parity bits (span.begin a multiple of 8), every vector loaded in
+// lane order so that bit k is lane k. Returns false where kParity found an
+// element whose x the backward could not recover.
+template <class T, Bits kBits>
+bool forward_loop(
     const T* x,
     const compute_t<T>* w,
     T* out,
-    uint8_t* mask,
+    uint8_t* bits_out,
     Span span) {
   using V = Vec<T>;
   constexpr int64_t L = V::kLanes;
-  // Without a mask, a run of one weight loads in load()'s lane order.
-  constexpr bool kAnyOrder = !kMask;
-  BitWriter bits{kMask ? mask + span.begin / 8 : nullptr};
+  // Without bits, a run of one weight loads in load()'s lane order.
+  constexpr bool kAnyOrder = kBits == Bits::kNone;
+  BitWriter bits{kAnyOrder ? nullptr : bits_out + span.begin / 8};
+  uint32_t unrecoverable = 0; // lanes found wanting, or-ed together
+  // The bits of n lanes from xp whose outputs were stored at op.
+  auto lane_bits =
+      [&](const T* xp, const T* op, V xv, auto m, V slope, int64_t n)
+      -> uint32_t {
+    if constexpr (kBits == Bits::kParity) {
+      const bool whole = n == L;
+      const uint32_t parity =
+          whole ? storage_low_bits(xp) : storage_low_bits_partial(xp, n);
+      // y as stored, rounded to T.
+      const V y = whole ? load_in_order(op) : load_partial<V, true>(op, n);
+      const uint32_t ok = recoverable_bits(
+          xv, y, recovered_input<T>(y, slope, parity), ParityTraits<T>::kTiny);
+      unrecoverable |= ~ok & lanes_below(n);
+      return parity;
+    } else {
+      return positive_bits(m);
+    }
+  };
   // Elements [i, i + len) of a run; slope(j, n) gives the weights of its
   // elements j to j + n (per-element weights in lane order, or one weight).
   auto run = [&](int64_t i, int64_t len, auto slope, bool in_order) {
     const T* xi = x + i;
     T* oi = out + i;
     int64_t k = 0;
-    if constexpr (kMask) {
+    if constexpr (!kAnyOrder) {
       for (; k + 64 <= len; k += 64) {
         uint64_t word = 0;
         for (int64_t j = 0; j < 64; j += L) {
           const V xv = load_in_order(xi + k + j);
           const auto m = positive(xv);
-          word |= static_cast<uint64_t>(positive_bits(m)) << j;
-          store_in_order(oi + k + j, activation_masked(xv, m, slope(k + j, L)));
+          const V a = slope(k + j, L);
+          store_in_order(oi + k + j, activation_masked(xv, m, a));
+          word |= static_cast<uint64_t>(
+                      lane_bits(xi + k + j, oi + k + j, xv, m, a, L))
+              << j;
         }
         bits.append64(word);
       }
@@ -175,20 +248,22 @@ void forward_loop(
       }
       const V xv = load_in_order(xi + k);
       const auto m = positive(xv);
-      if constexpr (kMask) {
-        bits.append(positive_bits(m), L);
+      const V a = slope(k, L);
+      store_in_order(oi + k, activation_masked(xv, m, a));
+      if constexpr (!kAnyOrder) {
+        bits.append(lane_bits(xi + k, oi + k, xv, m, a, L), L);
       }
-      store_in_order(oi + k, activation_masked(xv, m, slope(k, L)));
     }
     if (k < len) {
       const int64_t n = len - k;
       // Padding lanes load as zero, which is not positive.
       const V xv = load_partial<V, true>(xi + k, n);
       const auto m = positive(xv);
-      if constexpr (kMask) {
-        bits.append(positive_bits(m), n);
+      const V a = slope(k, n);
+      store_partial<V, true>(oi + k, activation_masked(xv, m, a), n);
+      if constexpr (!kAnyOrder) {
+        bits.append(lane_bits(xi + k, oi + k, xv, m, a, n), n);
       }
-      store_partial<V, true>(oi + k, activation_masked(xv, m, slope(k, n)), n);
     }
   };
   for_each_run(span, [&](int64_t i, int64_t len, int64_t c, bool per_element) {
@@ -205,37 +280,47 @@ void forward_loop(
           i, len, [&](int64_t, int64_t) { return slope; }, false);
     }
   });
-  if constexpr (kMask) {
+  if constexpr (!kAnyOrder) {
     bits.finish();
   }
+  return unrecoverable == 0;
 }
 
 template <class T>
 void forward_kernel(const T* x, const compute_t<T>* w, T* out, Span span) {
-  forward_loop<T, false>(x, w, out, nullptr, span);
+  forward_loop<T, Bits::kNone>(x, w, out, nullptr, span);
 }
 
-// ---- Sign masks ----
+// ---- Sign masks and parity bits ----
 
 template <class T>
-void forward_with_mask_kernel(
+bool forward_with_mask_kernel(
     const T* x,
     const compute_t<T>* w,
     T* out,
     uint8_t* mask,
     Span span) {
-  forward_loop<T, true>(x, w, out, mask, span);
+  return forward_loop<T, Bits::kSign>(x, w, out, mask, span);
 }
 
-// The bits of elements [p, p + n) of a mask (n <= kLanes <= 16) as the mask
-// positive() gives for a vector loaded in lane order.
-template <class V>
-inline auto mask_lanes(const uint8_t* bits, int64_t p, int64_t n) {
-  if constexpr (V::kLanes % 8 == 0) {
-    if (n == V::kLanes && (p & 7) == 0) { // whole bytes: the usual case
+template <class T>
+bool forward_with_parity_kernel(
+    const T* x,
+    const compute_t<T>* w,
+    T* out,
+    uint8_t* parity,
+    Span span) {
+  return forward_loop<T, Bits::kParity>(x, w, out, parity, span);
+}
+
+// Bits [p, p + n) of a bit array (n <= kLanes <= 16), bit k: element p + k.
+template <int64_t kLanes>
+inline uint32_t read_bits(const uint8_t* bits, int64_t p, int64_t n) {
+  if constexpr (kLanes % 8 == 0) {
+    if (n == kLanes && (p & 7) == 0) { // whole bytes: the usual case
       uint32_t word = 0;
-      std::memcpy(&word, bits + (p >> 3), V::kLanes / 8);
-      return positive_from_bits(V::zero(), word);
+      std::memcpy(&word, bits + (p >> 3), kLanes / 8);
+      return word;
     }
   }
   uint32_t word = 0;
@@ -245,13 +330,21 @@ inline auto mask_lanes(const uint8_t* bits, int64_t p, int64_t n) {
     word |= static_cast<uint32_t>(bits[b]) << (8 * (b - first));
   }
   word >>= (p & 7);
-  return positive_from_bits(V::zero(), word & ((1u << n) - 1u));
+  return word & lanes_below(n);
 }
 
-// The backward loop. The sign of x comes from x itself, or (kFromMask) from a
-// mask; then `x` is the prelu output (or null without kWeightGrad), and every
-// vector is loaded in lane order to meet the mask's lanes.
-template <class T, bool kWeightGrad, bool kFromMask>
+// The bits of elements [p, p + n) of a mask as the mask positive() gives for
+// a vector loaded in lane order.
+template <class V>
+inline auto mask_lanes(const uint8_t* bits, int64_t p, int64_t n) {
+  return positive_from_bits(V::zero(), read_bits<V::kLanes>(bits, p, n));
+}
+
+// The backward loop. x comes from `x` itself (kSource == kNone), or its sign
+// from a mask (kSign; `x` is then the prelu output, or null without
+// kWeightGrad), or x is recovered from the prelu output `x` and the parity bits
+// (kParity). With bits, every vector is loaded in lane order to meet them.
+template <class T, bool kWeightGrad, Bits kSource>
 void backward_loop(
     const T* g,
     const T* x,
@@ -262,19 +355,42 @@ void backward_loop(
     Span span) {
   using V = Vec<T>;
   constexpr int64_t L = V::kLanes;
-  auto load_x = [&](const T* p) {
-    return kFromMask && !kWeightGrad ? V::zero() : load_in_order(p);
+  constexpr bool kInOrder = kSource != Bits::kNone;
+  constexpr bool kReadsX = kWeightGrad || kSource != Bits::kSign;
+  // The n elements of x (or the output) at offset p of the buffer, read in
+  // the order of `order` (load_in_order or load); a: the weights of their
+  // lanes.
+  auto load_x = [&](int64_t p, int64_t n, V a, auto order) {
+    if constexpr (!kReadsX) {
+      return V::zero();
+    } else {
+      constexpr bool kOrdered = decltype(order)::value;
+      V v;
+      if (n < L) {
+        v = load_partial<V, kOrdered>(x + p, n);
+      } else if constexpr (kOrdered) {
+        v = load_in_order(x + p);
+      } else {
+        v = load(x + p);
+      }
+      if constexpr (kSource == Bits::kParity) {
+        return recovered_input<T>(v, a, read_bits<L>(bits, p, n));
+      } else {
+        return v;
+      }
+    }
   };
   auto sign = [&](int64_t p, int64_t n, V xv) {
-    if constexpr (kFromMask) {
+    if constexpr (kSource == Bits::kSign) {
       return mask_lanes<V>(bits, p, n);
     } else {
       return positive(xv);
     }
   };
+  constexpr std::true_type in_order{};
+  constexpr std::bool_constant<kInOrder> run_order{};
   for_each_run(span, [&](int64_t i, int64_t len, int64_t c, bool per_element) {
     const T* gi = g + i;
-    const T* xi = x + i;
     T* gxi = gx + i;
     int64_t k = 0;
     if (per_element) {
@@ -282,10 +398,10 @@ void backward_loop(
       compute_t<T>* gwc = gw + c;
       for (; k + L <= len; k += L) {
         const V gv = load_in_order(gi + k);
-        const V xv = load_x(xi + k);
+        const V a = V::load_compute(wc + k);
+        const V xv = load_x(i + k, L, a, in_order);
         const auto m = sign(i + k, L, xv);
-        store_in_order(
-            gxi + k, activation_grad_masked(gv, m, V::load_compute(wc + k)));
+        store_in_order(gxi + k, activation_grad_masked(gv, m, a));
         if (kWeightGrad) {
           V::store_compute(
               gwc + k, V::load_compute(gwc + k) + slope_grad_masked(gv, m, xv));
@@ -294,14 +410,10 @@ void backward_loop(
       if (k < len) {
         const int64_t n = len - k;
         const V gv = load_partial<V, true>(gi + k, n);
-        const V xv = kFromMask && !kWeightGrad
-            ? V::zero()
-            : load_partial<V, true>(xi + k, n);
+        const V a = load_compute_partial<V>(wc + k, n);
+        const V xv = load_x(i + k, n, a, in_order);
         const auto m = sign(i + k, n, xv);
-        store_partial<V, true>(
-            gxi + k,
-            activation_grad_masked(gv, m, load_compute_partial<V>(wc + k, n)),
-            n);
+        store_partial<V, true>(gxi + k, activation_grad_masked(gv, m, a), n);
         if (kWeightGrad) {
           store_compute_partial(
               gwc + k,
@@ -311,11 +423,10 @@ void backward_loop(
         }
       }
     } else {
-      // One weight for the run: vectors in load()'s lane order, unless the
-      // sign comes from a mask.
-      constexpr bool kInOrder = kFromMask;
+      // One weight for the run: vectors in load()'s lane order, unless bits
+      // give the sign or x.
       auto ld = [](const T* p) {
-        if constexpr (kInOrder) {
+        if constexpr (kSource != Bits::kNone) {
           return load_in_order(p);
         } else {
           return load(p);
@@ -325,7 +436,7 @@ void backward_loop(
       V sum = V::zero();
       for (; k + L <= len; k += L) {
         const V gv = ld(gi + k);
-        const V xv = kFromMask && !kWeightGrad ? V::zero() : ld(xi + k);
+        const V xv = load_x(i + k, L, slope, run_order);
         const auto m = sign(i + k, L, xv);
         const V gxv = activation_grad_masked(gv, m, slope);
         if constexpr (kInOrder) {
@@ -340,9 +451,7 @@ void backward_loop(
       if (k < len) {
         const int64_t n = len - k;
         const V gv = load_partial<V, kInOrder>(gi + k, n);
-        const V xv = kFromMask && !kWeightGrad
-            ? V::zero()
-            : load_partial<V, kInOrder>(xi + k, n);
+        const V xv = load_x(i + k, n, slope, run_order);
         const auto m = sign(i + k, n, xv);
         store_partial<V, kInOrder>(
             gxi + k, activation_grad_masked(gv, m, slope), n);
@@ -366,9 +475,9 @@ void backward_kernel(
     compute_t<T>* gw,
     Span span) {
   if (gw != nullptr) {
-    backward_loop<T, true, false>(g, x, nullptr, w, gx, gw, span);
+    backward_loop<T, true, Bits::kNone>(g, x, nullptr, w, gx, gw, span);
   } else {
-    backward_loop<T, false, false>(g, x, nullptr, w, gx, gw, span);
+    backward_loop<T, false, Bits::kNone>(g, x, nullptr, w, gx, gw, span);
   }
 }
 
@@ -382,10 +491,22 @@ void backward_from_mask_kernel(
     compute_t<T>* gw,
     Span span) {
   if (gw != nullptr) {
-    backward_loop<T, true, true>(g, result, mask, w, gx, gw, span);
+    backward_loop<T, true, Bits::kSign>(g, result, mask, w, gx, gw, span);
   } else { // leaky_relu: no result; the loop reads no x then
-    backward_loop<T, false, true>(g, g, mask, w, gx, gw, span);
+    backward_loop<T, false, Bits::kSign>(g, g, mask, w, gx, gw, span);
   }
+}
+
+template <class T>
+void backward_from_parity_kernel(
+    const T* g,
+    const uint8_t* parity,
+    const T* result,
+    const compute_t<T>* w,
+    T* gx,
+    compute_t<T>* gw,
+    Span span) {
+  backward_loop<T, true, Bits::kParity>(g, result, parity, w, gx, gw, span);
 }
 
 template <class T>
@@ -394,9 +515,15 @@ constexpr Kernels<T> kernels() {
 }
 
 template <class T>
-constexpr MaskKernels<T> mask_kernels() {
-  return MaskKernels<T>{
+constexpr BitKernels<T> mask_kernels() {
+  return BitKernels<T>{
       &forward_with_mask_kernel<T>, &backward_from_mask_kernel<T>};
+}
+
+template <class T>
+constexpr BitKernels<T> parity_kernels() {
+  return BitKernels<T>{
+      &forward_with_parity_kernel<T>, &backward_from_parity_kernel<T>};
 }
 
 const KernelTable* kernel_table() {
@@ -408,6 +535,9 @@ const KernelTable* kernel_table() {
       mask_kernels<float>(),
       mask_kernels<double>(),
       mask_kernels<Half16>(),
-      mask_kernels<BFloat16>()};
+      mask_kernels<BFloat16>(),
+      parity_kernels<float>(),
+      parity_kernels<Half16>(),
+      parity_kernels<BFloat16>()};
   return &table;
 }

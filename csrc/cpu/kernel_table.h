@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 namespace actx {
 namespace cpu {
@@ -57,24 +58,31 @@ struct Kernels {
       Span span);
 };
 
-// The sign masks of the backward (one bit per element, bit i % 8 of byte i / 8
-// set where x[i] > 0).
+// The bits the backward keeps (one bit per element, bit i % 8 of byte i / 8):
+// sign masks (x[i] > 0), and the parity bits of prelu_with_parity (the lowest
+// bit of x[i]'s storage), with which the backward recovers x from the output
+// where the weight is positive (activation_kernel.h, recovered_input). No
+// parity kernels for double, whose quotients have no wider type for the
+// reference path to check.
 template <class T>
-struct MaskKernels {
+struct BitKernels {
   // forward, also writing the bits of x[span] (span.begin a multiple of 8).
-  void (*forward)(
+  // Returns, for parity bits, whether every x[i] is recovered from (out[i],
+  // weight, bit); true for masks.
+  bool (*forward)(
       const T* x,
       const compute_t<T>* weight,
       T* out,
-      uint8_t* mask,
+      uint8_t* bits,
       Span span);
-  // backward with the sign read off the mask: grad_input[i] = bit ? g[i] : w *
-  // g[i]; and, when grad_weight is not null, grad_weight[channel] += bit ? 0 :
-  // result[i] * g[i] (the prelu output standing in for x; the caller divides
-  // by the weight).
+  // backward with grad_input[i] = x > 0 ? g[i] : w * g[i]; and, when
+  // grad_weight is not null, grad_weight[channel] += x > 0 ? 0 : x * g[i].
+  // From a mask the sign is the bit, and the prelu output stands in for x
+  // (the caller divides by the weight); from parity bits x is recovered from
+  // the output.
   void (*backward)(
       const T* grad_output,
-      const uint8_t* mask,
+      const uint8_t* bits,
       const T* result,
       const compute_t<T>* weight,
       T* grad_input,
@@ -82,27 +90,59 @@ struct MaskKernels {
       Span span);
 };
 
+// The lowest bit of an element's storage.
+template <class T>
+inline uint32_t low_bit(const T& v) {
+  static_assert(sizeof(T) == 4 || sizeof(T) == 2, "float, half types");
+  if constexpr (sizeof(T) == 4) {
+    uint32_t b;
+    std::memcpy(&b, &v, sizeof b);
+    return b & 1u;
+  } else {
+    uint16_t b;
+    std::memcpy(&b, &v, sizeof b);
+    return b & 1u;
+  }
+}
+
 struct KernelTable {
   Kernels<float> f32;
   Kernels<double> f64;
   Kernels<Half16> f16;
   Kernels<BFloat16> bf16;
-  MaskKernels<float> mask_f32;
-  MaskKernels<double> mask_f64;
-  MaskKernels<Half16> mask_f16;
-  MaskKernels<BFloat16> mask_bf16;
+  BitKernels<float> mask_f32;
+  BitKernels<double> mask_f64;
+  BitKernels<Half16> mask_f16;
+  BitKernels<BFloat16> mask_bf16;
+  BitKernels<float> parity_f32;
+  BitKernels<Half16> parity_f16;
+  BitKernels<BFloat16> parity_bf16;
 };
+
+// Null for double (no parity kernels).
+template <class T>
+inline const BitKernels<T>* parity_kernels_for(const KernelTable& t) {
+  if constexpr (std::is_same_v<T, float>) {
+    return &t.parity_f32;
+  } else if constexpr (std::is_same_v<T, Half16>) {
+    return &t.parity_f16;
+  } else if constexpr (std::is_same_v<T, BFloat16>) {
+    return &t.parity_bf16;
+  } else {
+    return nullptr;
+  }
+}
 
 template <class T>
 const Kernels<T>& kernels_for(const KernelTable& table);
 template <class T>
-const MaskKernels<T>& mask_kernels_for(const KernelTable& table);
+const BitKernels<T>& mask_kernels_for(const KernelTable& table);
 template <>
 inline const Kernels<float>& kernels_for<float>(const KernelTable& t) {
   return t.f32;
 }
 template <>
-inline const MaskKernels<float>& mask_kernels_for<float>(const KernelTable& t) {
+inline const BitKernels<float>& mask_kernels_for<float>(const KernelTable& t) {
   return t.mask_f32;
 }
 template <>
@@ -110,7 +150,7 @@ inline const Kernels<double>& kernels_for<double>(const KernelTable& t) {
   return t.f64;
 }
 template <>
-inline const MaskKernels<double>& mask_kernels_for<double>(
+inline const BitKernels<double>& mask_kernels_for<double>(
     const KernelTable& t) {
   return t.mask_f64;
 }
@@ -119,7 +159,7 @@ inline const Kernels<Half16>& kernels_for<Half16>(const KernelTable& t) {
   return t.f16;
 }
 template <>
-inline const MaskKernels<Half16>& mask_kernels_for<Half16>(
+inline const BitKernels<Half16>& mask_kernels_for<Half16>(
     const KernelTable& t) {
   return t.mask_f16;
 }
@@ -128,7 +168,7 @@ inline const Kernels<BFloat16>& kernels_for<BFloat16>(const KernelTable& t) {
   return t.bf16;
 }
 template <>
-inline const MaskKernels<BFloat16>& mask_kernels_for<BFloat16>(
+inline const BitKernels<BFloat16>& mask_kernels_for<BFloat16>(
     const KernelTable& t) {
   return t.mask_bf16;
 }

@@ -176,6 +176,79 @@ inline MaskBF positive_from_bits(VecBF, uint32_t bits) {
       positive_from_bits(VecF{}, bits >> 8)};
 }
 
+// ---- Parity bits (prelu_with_parity; see activation_kernel.h and
+// vec_avx512.h) ----
+
+inline uint32_t storage_low_bits(const float* p) {
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return static_cast<uint32_t>(
+      _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v, 31))));
+}
+// 16-bit elements: each low bit shifted to the top, packed to bytes (the
+// saturation keeps the sign) and gathered.
+inline uint32_t low_bits_16(__m128i lo, __m128i hi) {
+  return static_cast<uint32_t>(_mm_movemask_epi8(
+      _mm_packs_epi16(_mm_slli_epi16(lo, 15), _mm_slli_epi16(hi, 15))));
+}
+inline uint32_t storage_low_bits(const Half16* p) { // 8 lanes
+  return low_bits_16(
+      _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)),
+      _mm_setzero_si128());
+}
+inline uint32_t storage_low_bits(const BFloat16* p) { // 16 lanes
+  const auto* q = reinterpret_cast<const __m128i*>(p);
+  return low_bits_16(_mm_loadu_si128(q), _mm_loadu_si128(q + 1));
+}
+
+template <int kShift>
+inline VecF recover_negative(VecF y, VecF w, uint32_t parity) {
+  const __m256 q = _mm256_div_ps(y.v, w.v);
+  const __m256 r = _mm256_fnmadd_ps(q, w.v, y.v);
+  // All-ones (-1) where q went past y / w: added, a step back.
+  const __m256i past =
+      _mm256_castps_si256(_mm256_cmp_ps(r, _mm256_setzero_ps(), _CMP_GT_OQ));
+  __m256i bits = _mm256_add_epi32(_mm256_castps_si256(q), past);
+  const __m256i unit = _mm256_set1_epi32(1 << kShift);
+  bits = _mm256_and_si256(bits, _mm256_set1_epi32(-(1 << kShift)));
+  const __m256i want = _mm256_and_si256(
+      _mm256_castps_si256(positive_from_bits(VecF{}, parity).m), unit);
+  bits = _mm256_add_epi32(
+      bits, _mm256_and_si256(_mm256_xor_si256(bits, want), unit));
+  return {_mm256_castsi256_ps(bits)};
+}
+template <int kShift>
+inline VecBF recover_negative(VecBF y, VecBF w, uint32_t parity) {
+  return {
+      recover_negative<kShift>(y.v0, w.v0, parity & 0xFFu),
+      recover_negative<kShift>(y.v1, w.v1, parity >> 8)};
+}
+
+inline uint32_t recoverable_bits(VecF x, VecF y, VecF recovered, float tiny) {
+  const __m256 zero = _mm256_setzero_ps();
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  const __m256 t = _mm256_set1_ps(tiny);
+  const __m256 normal = _mm256_and_ps(
+      _mm256_cmp_ps(_mm256_andnot_ps(sign, x.v), t, _CMP_GE_OQ),
+      _mm256_cmp_ps(_mm256_andnot_ps(sign, y.v), t, _CMP_GE_OQ));
+  const __m256 same = _mm256_cmp_ps(x.v, recovered.v, _CMP_EQ_OQ);
+  const __m256 both_nan = _mm256_and_ps(
+      _mm256_cmp_ps(x.v, x.v, _CMP_UNORD_Q),
+      _mm256_cmp_ps(recovered.v, recovered.v, _CMP_UNORD_Q));
+  const __m256 ok = _mm256_or_ps(
+      _mm256_or_ps(_mm256_cmp_ps(x.v, zero, _CMP_GT_OQ), both_nan),
+      _mm256_and_ps(
+          same, _mm256_or_ps(normal, _mm256_cmp_ps(x.v, zero, _CMP_EQ_OQ))));
+  return static_cast<uint32_t>(_mm256_movemask_ps(ok));
+}
+inline uint32_t recoverable_bits(
+    VecBF x,
+    VecBF y,
+    VecBF recovered,
+    float tiny) {
+  return recoverable_bits(x.v0, y.v0, recovered.v0, tiny) |
+      (recoverable_bits(x.v1, y.v1, recovered.v1, tiny) << 8);
+}
+
 template <class T>
 struct VecOf {
   using type = VecF;

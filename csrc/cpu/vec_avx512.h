@@ -104,6 +104,63 @@ inline __mmask8 positive_from_bits(VecD, uint32_t bits) {
   return static_cast<__mmask8>(bits);
 }
 
+// ---- Parity bits (prelu_with_parity; see activation_kernel.h) ----
+
+// The lowest storage bit of kLanes elements, bit k: element k.
+inline uint32_t storage_low_bits(const float* p) {
+  return _mm512_test_epi32_mask(_mm512_loadu_si512(p), _mm512_set1_epi32(1));
+}
+inline uint32_t storage_low_bits_16(const void* p) {
+  return _mm256_test_epi16_mask(
+      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)),
+      _mm256_set1_epi16(1));
+}
+inline uint32_t storage_low_bits(const Half16* p) {
+  return storage_low_bits_16(p);
+}
+inline uint32_t storage_low_bits(const BFloat16* p) {
+  return storage_low_bits_16(p);
+}
+
+// The x <= 0 with y = w * x rounded to a storage type whose lowest bit is bit
+// kShift of a float: the quotient y / w truncated to that type's grid (the
+// remainder y - q * w, exact with an FMA, says whether q's rounding went past
+// y / w), then one step further where its lowest bit is not `parity`'s.
+template <int kShift>
+inline VecF recover_negative(VecF y, VecF w, uint32_t parity) {
+  const __m512 q = _mm512_div_ps(y.v, w.v);
+  const __m512 r = _mm512_fnmadd_ps(q, w.v, y.v);
+  __m512i bits = _mm512_castps_si512(q);
+  bits = _mm512_mask_sub_epi32(
+      bits,
+      _mm512_cmp_ps_mask(r, _mm512_setzero_ps(), _CMP_GT_OQ),
+      bits,
+      _mm512_set1_epi32(1));
+  const __m512i unit = _mm512_set1_epi32(1 << kShift);
+  bits = _mm512_and_si512(bits, _mm512_set1_epi32(-(1 << kShift)));
+  const __m512i want =
+      _mm512_maskz_mov_epi32(static_cast<__mmask16>(parity), unit);
+  bits = _mm512_add_epi32(
+      bits, _mm512_and_si512(_mm512_xor_si512(bits, want), unit));
+  return {_mm512_castsi512_ps(bits)};
+}
+
+// The lanes whose x the backward gets back: x > 0, x and recovered both NaN
+// (the gradients are NaN either way), or x == recovered with x zero or both x
+// and y of at least the storage type's smallest normal magnitude `tiny`.
+inline uint32_t recoverable_bits(VecF x, VecF y, VecF recovered, float tiny) {
+  const __m512 zero = _mm512_setzero_ps();
+  const __m512 t = _mm512_set1_ps(tiny);
+  const __mmask16 normal =
+      _mm512_cmp_ps_mask(_mm512_abs_ps(x.v), t, _CMP_GE_OQ) &
+      _mm512_cmp_ps_mask(_mm512_abs_ps(y.v), t, _CMP_GE_OQ);
+  const __mmask16 same = _mm512_cmp_ps_mask(x.v, recovered.v, _CMP_EQ_OQ);
+  const __mmask16 both_nan = _mm512_cmp_ps_mask(x.v, x.v, _CMP_UNORD_Q) &
+      _mm512_cmp_ps_mask(recovered.v, recovered.v, _CMP_UNORD_Q);
+  return _mm512_cmp_ps_mask(x.v, zero, _CMP_GT_OQ) | both_nan |
+      (same & (normal | _mm512_cmp_ps_mask(x.v, zero, _CMP_EQ_OQ)));
+}
+
 template <class T>
 struct VecOf {
   using type = VecF;

@@ -7,6 +7,9 @@
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
 
+#include <cmath>
+#include <cstring>
+
 #include "cpu/kernel_table.h"
 
 namespace actx {
@@ -64,6 +67,47 @@ inline uint32_t positive_bits(bool m) {
 template <class C>
 inline bool positive_from_bits(Lane<C>, uint32_t bits) {
   return (bits & 1u) != 0;
+}
+
+// ---- Parity bits (prelu_with_parity; see activation_kernel.h and
+// vec_avx512.h) ----
+
+template <class T>
+inline uint32_t storage_low_bits(const T* p) {
+  return low_bit(*p);
+}
+
+template <int kShift>
+inline Lane<float> recover_negative(
+    Lane<float> y,
+    Lane<float> w,
+    uint32_t parity) {
+  const float q = y.v / w.v;
+  const float r = std::fma(-q, w.v, y.v);
+  uint32_t bits;
+  std::memcpy(&bits, &q, sizeof bits);
+  if (r > 0.0f) {
+    bits -= 1u;
+  }
+  const uint32_t unit = 1u << kShift;
+  bits &= ~(unit - 1u);
+  bits += (bits ^ ((parity & 1u) != 0 ? unit : 0u)) & unit;
+  float x;
+  std::memcpy(&x, &bits, sizeof x);
+  return {x};
+}
+
+inline uint32_t recoverable_bits(
+    Lane<float> x,
+    Lane<float> y,
+    Lane<float> recovered,
+    float tiny) {
+  const bool normal = std::fabs(x.v) >= tiny && std::fabs(y.v) >= tiny;
+  const bool both_nan = std::isnan(x.v) && std::isnan(recovered.v);
+  return x.v > 0.0f || both_nan ||
+          (x.v == recovered.v && (normal || x.v == 0.0f))
+      ? 1u
+      : 0u;
 }
 
 template <class T>

@@ -76,9 +76,9 @@ def prelu_weight_shapes(shape) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
     return pairs
 
 
-def prelu_samples(dtype, generator, layouts=LAYOUTS, weight_dtype=None, shapes=SHAPES):
+def prelu_samples(dtype, generator, layouts=LAYOUTS, weight_dtype=None, shapes=SHAPES, specials=True):
     for shape in shapes:
-        base = make_values(shape, dtype, generator)
+        base = make_values(shape, dtype, generator, specials=specials)
         for layout_name, layout in layouts.items():
             x = layout(base.clone())
             if x is None:

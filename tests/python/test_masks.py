@@ -1,8 +1,9 @@
 """Sign masks: autograd keeps one bit per element for the backward instead of the input.
 
-leaky_relu keeps the mask alone; prelu (float32/float64 on the CPU, weights in range) its output
-and the mask; the switch (torch_ext.backward_masks) brings back the input. Gradients stay torch's:
-bit for bit for the input, to summation order for the prelu weight.
+leaky_relu keeps the mask alone; prelu (on the CPU) its output and parity bits (positive weights;
+test_parity.py) or the sign mask (float32/float64, weights in range); the switch
+(torch_ext.backward_masks) brings back the input. Gradients stay torch's: bit for bit for the
+input, to summation order for the prelu weight.
 """
 
 import os
@@ -98,42 +99,75 @@ def test_backward_from_mask_reads_any_grad_layout():
     assert_same_values(result, torch.ops.aten.leaky_relu_backward(grad_out, x, 0.2, False))
 
 
+def prelu_keeps(x: torch.Tensor, w: torch.Tensor) -> str:
+    """What prelu's autograd node keeps beside the weight (docs/memory.md)."""
+    if x.dtype != torch.float64 and bool(((w > 0) & w.isfinite()).all()):
+        return "parity" if bool(A.prelu_with_parity(x, w)[2]) else "input"
+    if x.dtype in (torch.float32, torch.float64) and bool(((w.abs() >= 2**-20) & (w.abs() <= 2**20)).all()):
+        return "mask"
+    return "input"
+
+
 @pytest.mark.usefixtures("capability")
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_prelu_keeps_output_and_mask(dtype):
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("weights", ["mixed", "positive"])
+@pytest.mark.parametrize("specials", [True, False], ids=["specials", "plain"])
+def test_prelu_keeps_output_and_bits(dtype, weights, specials):
     g = generator(43)
-    for s in prelu_samples(dtype, g):
+    kinds = set()
+    for s in prelu_samples(dtype, g, specials=specials):
         x = s.input.detach().requires_grad_()
-        w = s.weight.detach().requires_grad_()
-        in_range = bool(((w.abs() >= 2**-20) & (w.abs() <= 2**20)).all())
+        w = s.weight.detach()
+        w = (w.abs() + 0.01 if weights == "positive" else w).requires_grad_()
+        kind = prelu_keeps(s.input, w.detach())
+        kinds.add(kind)
         out, saved = saved_by(lambda: A.prelu(x, w))  # noqa: B023
-        if in_range:
+        if kind == "input":
+            assert len(saved) == 2 and saved[0] is x, s.name
+        else:
             assert len(saved) == 3, s.name
             assert saved[0].untyped_storage().data_ptr() == out.untyped_storage().data_ptr(), s.name
             assert saved[1].dtype == torch.uint8 and saved[2] is w, s.name
-        else:
-            assert len(saved) == 2 and saved[0] is x, s.name
         grad_out = make_values(x.shape, dtype, g, specials=False)
         grad_x, grad_w = torch.autograd.grad(out, (x, w), grad_out)
-        assert_same_values(grad_x, grad_input_reference(s.input, grad_out, s.weight.reshape(s.weight_view)))
+        assert_same_values(grad_x, grad_input_reference(s.input, grad_out, w.detach().reshape(s.weight_view)))
         assert_sum_close(
             grad_w,
-            weight_grad_reference(s.input, grad_out, s.weight_view, w.shape).to(dtype),
+            weight_grad_reference(s.input, grad_out, s.weight_view, w.shape).to(w.dtype),
             weight_grad_magnitude(s.input, grad_out, s.weight_view, w.shape),
         )
+    if weights == "positive" and dtype != torch.float64 and not specials:
+        assert "parity" in kinds
+    if weights == "mixed" and dtype in (torch.float32, torch.float64):
+        assert "mask" in kinds
 
 
 @pytest.mark.parametrize(
     "case",
-    ["zero weight", "nan weight", "inf weight", "tiny weight", "huge weight", "float16", "bfloat16", "switched off"],
+    [
+        "zero weight",
+        "nan weight",
+        "inf weight",
+        "negative tiny weight",
+        "negative huge weight",
+        "float16 negative weight",
+        "bfloat16 negative weight",
+        "float16 subnormal output",
+        "switched off",
+    ],
 )
 def test_prelu_keeps_its_input_where_the_output_cannot_stand_for_it(case):
     g = generator(44)
-    dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16}.get(case, torch.float32)
-    x = make_values((2, 4, 3, 5), dtype, g, specials=False).requires_grad_()
+    dtype = torch.float16 if "float16" in case else torch.bfloat16 if "bfloat16" in case else torch.float32
+    x = make_values((2, 4, 3, 5), dtype, g, specials=False)
+    if case == "float16 subnormal output":
+        x[0, 0, 0, 0] = -1e-4  # times 0.25: below float16's smallest normal, rounded to fewer bits
+    x.requires_grad_()
     w = torch.tensor([0.25, 0.5, 0.1, 0.3], dtype=dtype)
     w[1] = {"zero weight": 0.0, "nan weight": float("nan"), "inf weight": float("inf")}.get(case, w[1])
-    w[2] = {"tiny weight": 2.0**-21, "huge weight": 2.0**21}.get(case, w[2])
+    w[2] = {"negative tiny weight": -(2.0**-21), "negative huge weight": -(2.0**21)}.get(case, w[2])
+    if "negative weight" in case:
+        w[3] = -0.3
     w.requires_grad_()
     with torch_ext.backward_masks(case != "switched off"):
         out, saved = saved_by(lambda: A.prelu(x, w))
@@ -201,7 +235,7 @@ def test_no_mask_without_a_backward():
             A.prelu(x, w)
     names = {e.name for e in prof.events()}
     assert "actx::leaky_relu" in names and "actx::prelu" in names
-    assert not {"actx::leaky_relu_with_mask", "actx::prelu_with_mask"} & names
+    assert not {"actx::leaky_relu_with_mask", "actx::prelu_with_mask", "actx::prelu_with_parity"} & names
 
 
 def test_mask_arguments_are_checked():
@@ -309,10 +343,7 @@ def test_conv_bn_networks_keep_at_most_0_72_of_torchs_bytes(activation, dtype):
         with torch_ext.backward_masks(masks):
             kept[name] = saved_bytes(model, x)
     assert kept["actx inputs"] == kept["torch"]
-    if activation == "prelu" and dtype == torch.bfloat16:
-        assert kept["actx"] == kept["torch"]  # keeps its input: see docs/memory.md
-    else:
-        assert kept["actx"] <= 0.72 * kept["torch"]
+    assert kept["actx"] <= 0.72 * kept["torch"]
 
 
 @CUDA
@@ -380,4 +411,5 @@ def test_traced_graphs_keep_the_input():
     compiled(torch.randn(2, 4, 8, 8, requires_grad=True)).sum().backward()
     code = "\n".join(graphs)
     assert "actx.leaky_relu.default" in code and "actx.leaky_relu_backward.default" in code
-    assert "actx.prelu_backward.default" in code and "with_mask" not in code and "from_mask" not in code
+    assert "actx.prelu_backward.default" in code
+    assert not any(word in code for word in ("with_mask", "from_mask", "with_parity", "from_parity"))

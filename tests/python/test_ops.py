@@ -326,6 +326,10 @@ def opcheck_samples():
                 y, mask = torch.ops.actx.prelu_with_mask(t, w)
                 yield "prelu_with_mask", (t, w)
                 yield "prelu_backward_from_mask", (finite_values(t.shape, dtype, g), mask, y, w)
+                if dtype != torch.float64:
+                    y, parity, _ = torch.ops.actx.prelu_with_parity(t, w)
+                    yield "prelu_with_parity", (t, w)
+                    yield "prelu_backward_from_parity", (finite_values(t.shape, dtype, g), parity, y, w)
             out, mask = torch.ops.actx.leaky_relu_with_mask(t, 0.1)
             yield "leaky_relu_with_mask", (t, 0.1)
             yield "leaky_relu_backward_from_mask", (finite_values(t.shape, dtype, g), mask, 0.1, out.stride())

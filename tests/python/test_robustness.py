@@ -23,6 +23,8 @@ OPERATORS = [
     "leaky_relu_backward_from_mask",
     "prelu_with_mask",
     "prelu_backward_from_mask",
+    "prelu_with_parity",
+    "prelu_backward_from_parity",
 ]
 
 

@@ -45,9 +45,6 @@ ACTX_API std::tuple<at::Tensor, at::Tensor> prelu_backward(
     const at::Tensor& self,
     const at::Tensor& weight);
 
-// The CPU instruction set the kernels use: "scalar", "avx2" or "avx512". The
-// default is the best this CPU supports, or the environment variable
-// ACTX_CPU_CAPABILITY when set.
 // The same operators keeping a sign mask for the backward (one bit per element,
 // see schema.cpp), and their backward operators. The autograd kernels of
 // leaky_relu and prelu call them; they are public for tests and for code that
@@ -68,6 +65,19 @@ ACTX_API std::tuple<at::Tensor, at::Tensor> prelu_backward_from_mask(
     const at::Tensor& mask,
     const at::Tensor& result,
     const at::Tensor& weight);
+// prelu keeping, instead of a sign mask, the lowest storage bit of each input
+// element, with which the backward recovers x exactly from the output where
+// every weight is positive (float32, float16, bfloat16). Returns (output,
+// parity, recoverable): recoverable, a 0-dim bool tensor, says whether
+// prelu_backward_from_parity recovers every x of this call (false: keep x).
+ACTX_API std::tuple<at::Tensor, at::Tensor, at::Tensor> prelu_with_parity(
+    const at::Tensor& self,
+    const at::Tensor& weight);
+ACTX_API std::tuple<at::Tensor, at::Tensor> prelu_backward_from_parity(
+    const at::Tensor& grad_output,
+    const at::Tensor& parity,
+    const at::Tensor& result,
+    const at::Tensor& weight);
 
 // Whether autograd keeps a one-bit sign mask for the backward of leaky_relu and
 // prelu (true, the default) or their input, as torch does (false; also when the
@@ -76,6 +86,9 @@ ACTX_API std::tuple<at::Tensor, at::Tensor> prelu_backward_from_mask(
 ACTX_API bool backward_masks_enabled();
 ACTX_API bool set_backward_masks(bool enabled);
 
+// The CPU instruction set the kernels use: "scalar", "avx2" or "avx512". The
+// default is the best this CPU supports, or the environment variable
+// ACTX_CPU_CAPABILITY when set.
 ACTX_API std::string cpu_capability();
 // Chooses the instruction set (tests use it to cover every level); returns the
 // one in force.
