@@ -117,6 +117,16 @@ def prelu_reference(x: torch.Tensor, w: torch.Tensor, w_view) -> torch.Tensor:
     return out
 
 
+def bits_reference(condition: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Packed bits of a bool tensor: bit k (bit k % 8 of byte k // 8) for the element at offset k
+    of empty_like(x), as actx's masks and parity bits are laid out."""
+    like = torch.empty_like(x)
+    order = sorted(range(x.dim()), key=lambda d: -like.stride(d))
+    bits = condition.permute(order).reshape(-1).cpu()
+    bits = torch.cat([bits, bits.new_zeros((-bits.numel()) % 8)]).view(-1, 8).to(torch.int64)
+    return (bits << torch.arange(8)).sum(1).to(torch.uint8).to(x.device)
+
+
 def assert_same_values(actual: torch.Tensor, expected: torch.Tensor):
     """Bit for bit, -0.0 and infinities included; NaN wherever the reference has NaN."""
     assert actual.dtype == expected.dtype, (actual.dtype, expected.dtype)

@@ -23,6 +23,7 @@ from samples import (
     SLOPES,
     assert_same_values,
     assert_sum_close,
+    bits_reference,
     generator,
     leaky_relu_samples,
     make_values,
@@ -37,11 +38,7 @@ CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"
 
 def mask_reference(x: torch.Tensor) -> torch.Tensor:
     """Bit k (bit k % 8 of byte k // 8): x > 0 for the element at offset k of empty_like(x)."""
-    like = torch.empty_like(x)
-    order = sorted(range(x.dim()), key=lambda d: -like.stride(d))
-    bits = (x > 0).permute(order).reshape(-1).cpu()
-    bits = torch.cat([bits, bits.new_zeros((-bits.numel()) % 8)]).view(-1, 8).to(torch.int64)
-    return (bits << torch.arange(8)).sum(1).to(torch.uint8).to(x.device)
+    return bits_reference(x > 0, x)
 
 
 def saved_by(fn):

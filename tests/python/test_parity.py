@@ -1,0 +1,230 @@
+"""Parity bits: prelu with positive weights keeps its output and the lowest storage bit of each
+input element, from which the backward recovers x exactly (docs/memory.md).
+
+For x <= 0 the output is y = w * x rounded to x's dtype, so y / w lies within one step of x on
+the dtype's grid: the quotient truncated to the grid is x or its neighbour towards zero, and the
+parity bit tells them apart. prelu_with_parity checks every element and says whether the
+backward recovers them all; the tests check the recovery on every float16 and bfloat16 value.
+"""
+
+import pytest
+import torch
+import torch.autograd.forward_ad as fwAD
+from test_ops import capability  # noqa: F401  (the fixture: once per CPU instruction set)
+from torch.func import vmap
+
+import torch_ext
+
+from samples import (
+    assert_same_values,
+    assert_sum_close,
+    bits_reference,
+    generator,
+    make_values,
+    prelu_samples,
+    weight_grad_magnitude,
+)
+
+A = torch.ops.actx
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+PARITY_DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+STORAGE = {torch.float32: torch.int32, torch.float16: torch.int16, torch.bfloat16: torch.int16}
+
+
+def parity_reference(x: torch.Tensor) -> torch.Tensor:
+    return bits_reference((x.view(STORAGE[x.dtype]) & 1).bool(), x)
+
+
+def normal_or_zero(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Where x and the exact w * x are zero or normal numbers: the elements whose x must be
+    recovered. A product just below the normal range may still round up to a normal y, with
+    fewer bits; and the kernels' float remainder y - q * w underflows where y is within 2^24 of
+    float's smallest normal. The forward finds those (and overflows) and says so."""
+    info = torch.finfo(x.dtype)
+    smallest = max(info.tiny, torch.finfo(torch.float32).tiny * 2.0**24)
+    xd = x.double()
+    product = (xd * w.double()).abs()
+    return (x == 0) | ((xd.abs() >= info.tiny) & (product >= smallest) & (product <= info.max))
+
+
+def negative_values(dtype) -> torch.Tensor:
+    """Every finite value of a 16-bit dtype with the sign bit set (-0.0 included), and +0.0."""
+    bits = torch.arange(0x8000, 0x10000, dtype=torch.int32).to(torch.int16)
+    values = bits.view(dtype)
+    return torch.cat([values[values.isfinite()], torch.zeros(1, dtype=dtype)])
+
+
+def recovered_weight_gradient(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """prelu_backward_from_parity's weight gradient for grad_output = 1: with one x <= 0 per
+    channel (all others positive), x itself as the kernels recovered it."""
+    y, parity, _ = A.prelu_with_parity(x, w)
+    return A.prelu_backward_from_parity(torch.ones_like(x), parity, y, w)[1]
+
+
+@pytest.mark.usefixtures("capability")
+@pytest.mark.parametrize("dtype", PARITY_DTYPES)
+@pytest.mark.parametrize("specials", [True, False], ids=["specials", "plain"])
+def test_parity_bits_are_the_lowest_storage_bit(dtype, specials):
+    g = generator(60)
+    for s in prelu_samples(dtype, g, specials=specials):
+        for w in (s.weight.abs() + 0.01, s.weight):
+            y, parity, recoverable = A.prelu_with_parity(s.input, w)
+            assert_same_values(y, A.prelu(s.input, w))
+            assert torch.equal(parity, parity_reference(s.input)), s.name
+            assert recoverable.dtype == torch.bool and recoverable.shape == ()
+            if bool(recoverable):
+                # Every x comes back: the backward is prelu's own, from x.
+                grad_out = make_values(s.input.shape, dtype, g, specials=False)
+                actual = A.prelu_backward_from_parity(grad_out, parity, y, w)
+                expected = A.prelu_backward(grad_out, s.input, w)
+                assert_same_values(actual[0], expected[0])
+                assert_sum_close(
+                    actual[1], expected[1], weight_grad_magnitude(s.input, grad_out, s.weight_view, w.shape)
+                )
+            if bool(((w <= 0).reshape(s.weight_view) & (s.input < 0)).any()):
+                assert not bool(recoverable), s.name  # x < 0 with w <= 0 gives y >= 0
+
+
+@pytest.mark.usefixtures("capability")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("layout", ["per element", "permuted"])
+def test_every_half_value_is_recovered(dtype, layout):
+    values = negative_values(dtype)
+    n = values.numel()
+    for weight_dtype in (dtype, torch.float32):
+        for slope in (0.25, 0.3, 0.7, 1.0, 1.7, 3.3, 1e-3, 90.0):
+            if layout == "per element":
+                x = values.reshape(1, n)
+                w = torch.full((n,), slope).to(weight_dtype)
+                recovered = recovered_weight_gradient(x, w).to(dtype)
+            else:  # the weight along dims apart in memory: the ATen path
+                b = 2**7
+                rows = values[: n - n % b].reshape(1, -1, 1, b)
+                x = torch.cat([rows, torch.ones_like(rows)], dim=2)
+                w = torch.full(rows.shape[1:], slope).to(weight_dtype)
+                recovered = recovered_weight_gradient(x, w).to(dtype).reshape(-1)
+                x = rows.reshape(1, -1)
+            x = x.reshape(-1)
+            must = normal_or_zero(x, torch.tensor(slope).to(weight_dtype))
+            assert must.sum() > n // 2
+            # Values (a sum of one -0.0 term is +0.0).
+            assert torch.equal(recovered[must], x[must]), (dtype, weight_dtype, slope)
+            # Where every element is normal, the forward says so.
+            kept = x[must].reshape(1, -1)
+            flag = A.prelu_with_parity(kept, torch.tensor([slope]).to(weight_dtype))[2]
+            assert bool(flag), (dtype, weight_dtype, slope)
+
+
+@pytest.mark.usefixtures("capability")
+def test_float32_values_across_the_range_are_recovered():
+    g = generator(61)
+    for scale in (-100, -30, 0, 30, 100):
+        exponents = torch.randint(scale - 10, scale + 10, (64, 1), generator=g)
+        x = -(torch.rand(64, 4096, generator=g) + 1) * 2.0**exponents
+        x[:, ::2] = torch.rand(64, 2048, generator=g) + 1  # positive: one x <= 0 per (row, pair)
+        # Weights: any positive float32, per channel.
+        w = (torch.rand(4096, generator=g) + 0.5) * 2.0 ** torch.randint(-20, 21, (4096,), generator=g).float()
+        for row in range(0, 64, 16):
+            xr = x[row : row + 1]
+            recovered = recovered_weight_gradient(xr, w)
+            must = normal_or_zero(xr[0], w) & (xr[0] <= 0)
+            assert torch.equal(recovered[must], xr[0][must])
+
+
+def test_subnormal_outputs_are_not_recoverable():
+    x = torch.tensor([[-1.0, 2.0, -1e-4, 0.5]], dtype=torch.float16)
+    w = torch.tensor([0.25, 0.25, 0.25, 0.25], dtype=torch.float16)
+    assert not bool(A.prelu_with_parity(x, w)[2])  # -2.5e-5: float16's subnormals
+    assert bool(A.prelu_with_parity(x[:, :2], w[:2])[2])
+    nan = torch.tensor([[float("nan"), -1.0]])
+    assert bool(A.prelu_with_parity(nan, torch.tensor([0.5, 0.5]))[2])  # NaN stays NaN
+    assert not bool(A.prelu_with_parity(torch.tensor([[-1.0]]), torch.tensor([-0.5]))[2])
+    assert not bool(A.prelu_with_parity(torch.tensor([[-1.0e30]]), torch.tensor([1e10]))[2])  # overflow
+
+
+def test_parity_arguments_are_checked():
+    x = torch.randn(4, 5)
+    y, parity, _ = A.prelu_with_parity(x, torch.rand(5))
+    with pytest.raises(RuntimeError, match="expected `self` of dtype float32, float16 or bfloat16"):
+        A.prelu_with_parity(x.double(), torch.rand(5, dtype=torch.float64))
+    with pytest.raises(RuntimeError, match="expected `result` of dtype float32, float16 or bfloat16"):
+        A.prelu_backward_from_parity(x.double(), parity, y.double(), torch.rand(5, dtype=torch.float64))
+    with pytest.raises(RuntimeError, match="expected `parity` to be a dense uint8 tensor"):
+        A.prelu_backward_from_parity(x, parity.float(), y, torch.rand(5))
+    with pytest.raises(RuntimeError, match=r"expected `parity` to be 1-D with one bit per element"):
+        A.prelu_backward_from_parity(x, parity[:1], y, torch.rand(5))
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 5), (4, 2, 8)], ids=["odd", "bytes"])
+def test_vmap_of_the_parity_operators_is_per_sample(shape):
+    g = generator(62)
+    xs = make_values(shape, torch.float32, g, specials=False)
+    xs[1, 0, 0] = -1e-40  # a negative subnormal: sample 1 alone is not recoverable
+    gs = make_values(shape, torch.float32, g, specials=False)
+    ws = torch.rand(shape[0], shape[2], generator=g) + 0.1
+    ys, parities, flags = vmap(A.prelu_with_parity)(xs, ws)
+    assert flags.tolist() == [b != 1 for b in range(shape[0])]
+    gi, gw = vmap(A.prelu_backward_from_parity)(gs, parities, ys, ws)
+    for b in range(shape[0]):
+        y, parity, flag = A.prelu_with_parity(xs[b], ws[b])
+        assert torch.equal(parities[b], parity) and bool(flags[b]) == bool(flag)
+        assert_same_values(ys[b], y)
+        expected = A.prelu_backward_from_parity(gs[b], parity, y, ws[b])
+        assert_same_values(gi[b], expected[0])
+        torch.testing.assert_close(gw[b], expected[1])
+
+
+def test_second_derivatives_match_the_path_that_keeps_x():
+    # Double backward and forward over reverse through prelu_backward_from_parity's autograd
+    # kernel, against the node that keeps x (float32: the parity path has no float64).
+    g = generator(63)
+    x = make_values((2, 3, 4), torch.float32, g, away_from_zero=True)
+    w = torch.rand(3, generator=g) + 0.1
+    grad_out, v_x, v_w = (make_values(t.shape, torch.float32, g, specials=False) for t in (x, x, w))
+
+    def second_order(masks):
+        xr, wr, gr = (t.clone().requires_grad_() for t in (x, w, grad_out))
+        kept = []
+        with (
+            torch_ext.backward_masks(masks),
+            torch.autograd.graph.saved_tensors_hooks(lambda t: kept.append(t.dtype) or t, lambda t: t),
+        ):
+            out = A.prelu(xr, wr.reshape(3, 1))
+        assert (torch.uint8 in kept) == masks  # the parity path, or the one that keeps x
+        gx, gw = torch.autograd.grad(out, (xr, wr), gr, create_graph=True)
+        return torch.autograd.grad((gx * v_x).sum() + (gw * v_w).sum(), (xr, wr, gr))
+
+    for actual, expected in zip(second_order(True), second_order(False), strict=True):
+        torch.testing.assert_close(actual, expected)
+    # Forward mode through the backward operator: its tangents are the ones the mask operator
+    # computes (for a positive weight y > 0 is the sign mask).
+    w = w.reshape(3, 1)
+    y, parity, _ = A.prelu_with_parity(x, w)
+    mask = A.prelu_with_mask(x, w)[1]
+    tangents = [make_values(t.shape, torch.float32, g, specials=False) for t in (grad_out, y, w)]
+    results = []
+    for op, bits in ((A.prelu_backward_from_parity, parity), (A.prelu_backward_from_mask, mask)):
+        with fwAD.dual_level():
+            duals = [fwAD.make_dual(p, t) for p, t in zip((grad_out, y, w), tangents, strict=True)]
+            outs = op(duals[0], bits, duals[1], duals[2])
+            results.append([fwAD.unpack_dual(o).tangent for o in outs])
+    for actual, expected in zip(*results, strict=True):
+        torch.testing.assert_close(actual, expected)
+
+
+@CUDA
+@pytest.mark.parametrize("dtype", PARITY_DTYPES)
+def test_cuda_parity_matches_the_cpu(dtype):
+    g = generator(64)
+    for s in prelu_samples(dtype, g, specials=False):
+        w = s.weight.abs() + 0.01
+        y, parity, flag = A.prelu_with_parity(s.input, w)
+        cy, cparity, cflag = A.prelu_with_parity(s.input.cuda(), w.cuda())
+        assert torch.equal(cparity.cpu(), parity) and bool(cflag) == bool(flag), s.name
+        assert_same_values(cy.cpu(), y)
+        if bool(flag):
+            grad_out = make_values(s.input.shape, dtype, g, specials=False)
+            gx, gw = A.prelu_backward_from_parity(grad_out.cuda(), cparity, cy, w.cuda())
+            expected = A.prelu_backward_from_parity(grad_out, parity, y, w)
+            assert_same_values(gx.cpu(), expected[0])
+            torch.testing.assert_close(gw.cpu(), expected[1], rtol=1e-3, atol=1e-3)
