@@ -117,6 +117,36 @@ void run_in_channel_order(
   out.permute(geo.order).copy_(call.out);
 }
 
+// Sets the weight, channels and weight-gradient buffer of a prelu backward
+// call and runs launch(): the kernels write the gradient in channel order,
+// straight into grad_weight when that is the weight's own order, else into a
+// buffer permuted back after.
+template <class Launch>
+void weight_gradient_in_channel_order(
+    ElementwiseCall& call,
+    const at::Tensor& weight,
+    const at::Tensor& grad_weight,
+    at::IntArrayRef weight_shape,
+    const ChannelGeometry& geo,
+    Launch launch) {
+  const bool direct = in_weight_order(weight_shape, geo);
+  call.weight = weight_in_channel_order(weight, weight_shape, geo, direct);
+  call.channels = geo.channels;
+  call.inner = geo.inner;
+  call.grad_weight =
+      direct ? grad_weight : at::empty({geo.channels}, grad_weight.options());
+  launch();
+  if (!direct) {
+    DimVector sizes_in_order;
+    for (const int64_t d : geo.order) {
+      sizes_in_order.push_back(weight_shape[d]);
+    }
+    grad_weight.view(weight_shape)
+        .permute(geo.order)
+        .copy_(call.grad_weight.view(sizes_in_order));
+  }
+}
+
 inline void check_leaky_relu_args(
     const at::Tensor& self,
     const at::Scalar& negative_slope,
@@ -311,32 +341,16 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward(
       return {grad_input, grad_weight};
     }
     const ChannelGeometry geo = plan_channels(grad_input, weight_shape);
-    // The kernels write the gradient in channel order: straight into the result
-    // when that is the weight's own order, else into a buffer permuted back
-    // after.
-    const bool direct = detail::in_weight_order(weight_shape, geo);
     ElementwiseCall call;
     call.grad_output = grad_output;
     call.self = self;
-    call.weight =
-        detail::weight_in_channel_order(weight, weight_shape, geo, direct);
-    call.channels = geo.channels;
-    call.inner = geo.inner;
-    call.grad_weight =
-        direct ? grad_weight : at::empty({geo.channels}, grad_weight.options());
-    detail::run_in_channel_order(
-        call, geo, grad_input, [](const ElementwiseCall& c) {
-          Backend::backward(c);
+    detail::weight_gradient_in_channel_order(
+        call, weight, grad_weight, weight_shape, geo, [&] {
+          detail::run_in_channel_order(
+              call, geo, grad_input, [](const ElementwiseCall& c) {
+                Backend::backward(c);
+              });
         });
-    if (!direct) {
-      DimVector sizes_in_order;
-      for (const int64_t d : geo.order) {
-        sizes_in_order.push_back(weight_shape[d]);
-      }
-      grad_weight.view(weight_shape)
-          .permute(geo.order)
-          .copy_(call.grad_weight.view(sizes_in_order));
-    }
   }
   return {grad_input, grad_weight};
 }
@@ -483,8 +497,9 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward_from_bits(
       return {grad_input, grad_weight};
     }
     const ChannelGeometry geo = plan_channels(grad_input, weight_shape);
-    const bool direct = in_weight_order(weight_shape, geo);
-    if (!Backend::kMaskKernels || !geo.memory_order || !direct) {
+    // The bits follow the output's memory: a permuted buffer (the weight along
+    // dims apart in memory) goes through ATen, as it did in the forward.
+    if (!Backend::kMaskKernels || !geo.memory_order) {
       if (sign) {
         return prelu_backward_from_mask_reference(
             grad_output, bits, result, weight, weight_shape);
@@ -500,11 +515,10 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward_from_bits(
     call.self = with_layout_of(result, grad_input);
     call.out = grad_input;
     (sign ? call.mask : call.parity) = bits;
-    call.weight = weight_in_channel_order(weight, weight_shape, geo, direct);
-    call.channels = geo.channels;
-    call.inner = geo.inner;
-    call.grad_weight = grad_weight;
-    Backend::backward(call);
+    weight_gradient_in_channel_order(
+        call, weight, grad_weight, weight_shape, geo, [&] {
+          Backend::backward(call);
+        });
   }
   return {grad_input, grad_weight};
 }

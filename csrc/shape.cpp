@@ -4,7 +4,6 @@
 #include <ATen/MemoryOverlap.h>
 
 #include <algorithm>
-#include <limits>
 #include <numeric>
 
 namespace actx {
@@ -422,14 +421,12 @@ at::Tensor recoverable_reference(
     const at::Tensor& result,
     const at::Tensor& weight) {
   const at::Tensor back = recover_input_reference(parity, result, weight);
-  const double tiny = result.scalar_type() == at::kHalf
-      ? 6.103515625e-05
-      : static_cast<double>(std::numeric_limits<float>::min());
-  const at::Tensor normal = x.abs().ge(tiny).logical_and(result.abs().ge(tiny));
-  return x.gt(0)
-      .logical_or(x.isnan().logical_and(back.isnan()))
-      .logical_or(back.eq(x).logical_and(normal.logical_or(x.eq(0))))
-      .all();
+  const at::Tensor positive_weights =
+      weight.gt(0).logical_and(weight.isfinite()).all();
+  // Equal, or either NaN (as the kernels compare).
+  const at::Tensor same =
+      back.eq(x).logical_or(x.isnan()).logical_or(back.isnan()).all();
+  return positive_weights.logical_and(same);
 }
 
 } // namespace actx

@@ -113,8 +113,8 @@ at::Tensor recover_input_reference(
     const at::Tensor& parity,
     const at::Tensor& result,
     const at::Tensor& weight);
-// 0-dim bool: whether every element of x is recovered, with x and y zero or
-// normal numbers (where the kernels' recovery provably agrees with this one).
+// 0-dim bool: whether every weight is positive and finite and every element of
+// x is recovered (or x and its recovery are both NaN), as the kernels check.
 at::Tensor recoverable_reference(
     const at::Tensor& x,
     const at::Tensor& parity,

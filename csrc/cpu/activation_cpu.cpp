@@ -196,7 +196,13 @@ struct CpuBackend {
                 }
               });
           if (parity) {
-            call.recoverable.fill_(recoverable.load());
+            // The kernels' check presumes weights > 0: y > 0 then stands for
+            // x > 0, and a NaN quotient for a NaN x.
+            const bool weights_positive =
+                std::all_of(lw.data, lw.data + lw.channels, [](acc_t w) {
+                  return w > 0 && std::isfinite(w);
+                });
+            call.recoverable.fill_(weights_positive && recoverable.load());
           }
         });
   }

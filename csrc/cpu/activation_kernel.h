@@ -13,6 +13,16 @@
 
 #include "activation_formulas.h"
 
+// Vectors of two registers (AVX2 bfloat16) passed to a function that is not
+// inlined go through the stack; the helpers of the loops are always inlined.
+#ifndef ACTX_ALWAYS_INLINE
+#if defined(__GNUC__) || defined(__clang__)
+#define ACTX_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define ACTX_ALWAYS_INLINE inline
+#endif
+#endif
+
 // ---- Loops ----
 
 // Data loads whose lane k holds element k, to meet per-element weights
@@ -139,37 +149,33 @@ struct BitWriter {
 // parity bits of prelu_with_parity.
 enum class Bits { kNone, kSign, kParity };
 
-// Where the parity bits put the storage type's lowest bit in a float, and the
-// type's smallest normal magnitude.
+// Where the parity bits put the storage type's lowest bit in a float.
 template <class T>
-struct ParityTraits;
+struct ParityShift;
 template <>
-struct ParityTraits<float> {
-  static constexpr int kShift = 0;
-  static constexpr float kTiny = 1.17549435e-38f;
+struct ParityShift<float> {
+  static constexpr int kValue = 0;
 };
 template <>
-struct ParityTraits<BFloat16> {
-  static constexpr int kShift = 16;
-  static constexpr float kTiny = 1.17549435e-38f;
+struct ParityShift<BFloat16> {
+  static constexpr int kValue = 16;
 };
 template <>
-struct ParityTraits<Half16> {
-  static constexpr int kShift = 13;
-  static constexpr float kTiny = 6.103515625e-05f;
+struct ParityShift<Half16> {
+  static constexpr int kValue = 13;
 };
 
 // x from prelu's output y = x > 0 ? x : w * x (rounded to T), a weight w > 0
 // and the lowest storage bit of x. For x <= 0 the quotient y / w lies within
 // one step of x on T's grid (y's rounding error, divided by w, is under one
 // step of x), so the quotient truncated to the grid is x or its neighbour
-// towards zero, and the two differ in their lowest bit. The forward checks
-// every element (recoverable_bits) rather than relying on that argument at the
-// edges of the range (subnormal x or y).
+// towards zero, and the two differ in their lowest bit. That argument needs x
+// and y normal, and the remainder of the division (below) representable: the
+// forward checks every element (recoverable_bits) instead of the ranges.
 template <class T, class V>
 inline V recovered_input(V y, V w, uint32_t parity) {
   return select(
-      positive(y), y, recover_negative<ParityTraits<T>::kShift>(y, w, parity));
+      positive(y), y, recover_negative<ParityShift<T>::kValue>(y, w, parity));
 }
 
 template <class T>
@@ -183,6 +189,21 @@ inline uint32_t storage_low_bits_partial(const T* p, int64_t n) {
 
 inline uint32_t lanes_below(int64_t n) {
   return n >= 32 ? ~0u : (1u << n) - 1u;
+}
+
+// The parity bits of the n lanes xv read from xp, whose outputs were stored
+// at op with weights a; or-es the lanes whose x is not recovered into `bad`.
+template <class T, class V>
+ACTX_ALWAYS_INLINE uint32_t
+parity_bits(const T* xp, const T* op, V xv, V a, int64_t n, uint32_t& bad) {
+  const bool whole = n == V::kLanes;
+  const uint32_t parity =
+      whole ? storage_low_bits(xp) : storage_low_bits_partial(xp, n);
+  // y as stored, rounded to T.
+  const V y = whole ? load_in_order(op) : load_partial<V, true>(op, n);
+  const uint32_t ok = recoverable_bits(xv, recovered_input<T>(y, a, parity));
+  bad |= ~ok & lanes_below(n);
+  return parity;
 }
 
 // The forward loop. With kSign it also writes the sign mask of x[span], with
@@ -202,41 +223,30 @@ bool forward_loop(
   constexpr bool kAnyOrder = kBits == Bits::kNone;
   BitWriter bits{kAnyOrder ? nullptr : bits_out + span.begin / 8};
   uint32_t unrecoverable = 0; // lanes found wanting, or-ed together
-  // The bits of n lanes from xp whose outputs were stored at op.
-  auto lane_bits =
-      [&](const T* xp, const T* op, V xv, auto m, V slope, int64_t n)
-      -> uint32_t {
-    if constexpr (kBits == Bits::kParity) {
-      const bool whole = n == L;
-      const uint32_t parity =
-          whole ? storage_low_bits(xp) : storage_low_bits_partial(xp, n);
-      // y as stored, rounded to T.
-      const V y = whole ? load_in_order(op) : load_partial<V, true>(op, n);
-      const uint32_t ok = recoverable_bits(
-          xv, y, recovered_input<T>(y, slope, parity), ParityTraits<T>::kTiny);
-      unrecoverable |= ~ok & lanes_below(n);
-      return parity;
-    } else {
-      return positive_bits(m);
-    }
-  };
   // Elements [i, i + len) of a run; slope(j, n) gives the weights of its
   // elements j to j + n (per-element weights in lane order, or one weight).
   auto run = [&](int64_t i, int64_t len, auto slope, bool in_order) {
     const T* xi = x + i;
     T* oi = out + i;
     int64_t k = 0;
+    // Lanes whose x is not recovered, a local of the run (one variable for the
+    // whole loop would stay in memory: a store-to-load chain per vector).
+    uint32_t bad = 0;
     if constexpr (!kAnyOrder) {
       for (; k + 64 <= len; k += 64) {
         uint64_t word = 0;
         for (int64_t j = 0; j < 64; j += L) {
           const V xv = load_in_order(xi + k + j);
           const auto m = positive(xv);
-          const V a = slope(k + j, L);
-          store_in_order(oi + k + j, activation_masked(xv, m, a));
-          word |= static_cast<uint64_t>(
-                      lane_bits(xi + k + j, oi + k + j, xv, m, a, L))
-              << j;
+          if constexpr (kBits == Bits::kSign) {
+            word |= static_cast<uint64_t>(positive_bits(m)) << j;
+          }
+          store_in_order(oi + k + j, activation_masked(xv, m, slope(k + j, L)));
+          if constexpr (kBits == Bits::kParity) {
+            word |= static_cast<uint64_t>(parity_bits<T>(
+                        xi + k + j, oi + k + j, xv, slope(k + j, L), L, bad))
+                << j;
+          }
         }
         bits.append64(word);
       }
@@ -248,10 +258,11 @@ bool forward_loop(
       }
       const V xv = load_in_order(xi + k);
       const auto m = positive(xv);
-      const V a = slope(k, L);
-      store_in_order(oi + k, activation_masked(xv, m, a));
-      if constexpr (!kAnyOrder) {
-        bits.append(lane_bits(xi + k, oi + k, xv, m, a, L), L);
+      store_in_order(oi + k, activation_masked(xv, m, slope(k, L)));
+      if constexpr (kBits == Bits::kParity) {
+        bits.append(parity_bits<T>(xi + k, oi + k, xv, slope(k, L), L, bad), L);
+      } else if constexpr (kBits == Bits::kSign) {
+        bits.append(positive_bits(m), L);
       }
     }
     if (k < len) {
@@ -259,12 +270,14 @@ bool forward_loop(
       // Padding lanes load as zero, which is not positive.
       const V xv = load_partial<V, true>(xi + k, n);
       const auto m = positive(xv);
-      const V a = slope(k, n);
-      store_partial<V, true>(oi + k, activation_masked(xv, m, a), n);
-      if constexpr (!kAnyOrder) {
-        bits.append(lane_bits(xi + k, oi + k, xv, m, a, n), n);
+      store_partial<V, true>(oi + k, activation_masked(xv, m, slope(k, n)), n);
+      if constexpr (kBits == Bits::kParity) {
+        bits.append(parity_bits<T>(xi + k, oi + k, xv, slope(k, n), n, bad), n);
+      } else if constexpr (kBits == Bits::kSign) {
+        bits.append(positive_bits(m), n);
       }
     }
+    unrecoverable |= bad;
   };
   for_each_run(span, [&](int64_t i, int64_t len, int64_t c, bool per_element) {
     if (per_element) {

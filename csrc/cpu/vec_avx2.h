@@ -223,30 +223,13 @@ inline VecBF recover_negative(VecBF y, VecBF w, uint32_t parity) {
       recover_negative<kShift>(y.v1, w.v1, parity >> 8)};
 }
 
-inline uint32_t recoverable_bits(VecF x, VecF y, VecF recovered, float tiny) {
-  const __m256 zero = _mm256_setzero_ps();
-  const __m256 sign = _mm256_set1_ps(-0.0f);
-  const __m256 t = _mm256_set1_ps(tiny);
-  const __m256 normal = _mm256_and_ps(
-      _mm256_cmp_ps(_mm256_andnot_ps(sign, x.v), t, _CMP_GE_OQ),
-      _mm256_cmp_ps(_mm256_andnot_ps(sign, y.v), t, _CMP_GE_OQ));
-  const __m256 same = _mm256_cmp_ps(x.v, recovered.v, _CMP_EQ_OQ);
-  const __m256 both_nan = _mm256_and_ps(
-      _mm256_cmp_ps(x.v, x.v, _CMP_UNORD_Q),
-      _mm256_cmp_ps(recovered.v, recovered.v, _CMP_UNORD_Q));
-  const __m256 ok = _mm256_or_ps(
-      _mm256_or_ps(_mm256_cmp_ps(x.v, zero, _CMP_GT_OQ), both_nan),
-      _mm256_and_ps(
-          same, _mm256_or_ps(normal, _mm256_cmp_ps(x.v, zero, _CMP_EQ_OQ))));
-  return static_cast<uint32_t>(_mm256_movemask_ps(ok));
+inline uint32_t recoverable_bits(VecF x, VecF recovered) {
+  return static_cast<uint32_t>(
+      _mm256_movemask_ps(_mm256_cmp_ps(x.v, recovered.v, _CMP_EQ_UQ)));
 }
-inline uint32_t recoverable_bits(
-    VecBF x,
-    VecBF y,
-    VecBF recovered,
-    float tiny) {
-  return recoverable_bits(x.v0, y.v0, recovered.v0, tiny) |
-      (recoverable_bits(x.v1, y.v1, recovered.v1, tiny) << 8);
+inline uint32_t recoverable_bits(VecBF x, VecBF recovered) {
+  return recoverable_bits(x.v0, recovered.v0) |
+      (recoverable_bits(x.v1, recovered.v1) << 8);
 }
 
 template <class T>

@@ -145,20 +145,11 @@ inline VecF recover_negative(VecF y, VecF w, uint32_t parity) {
   return {_mm512_castsi512_ps(bits)};
 }
 
-// The lanes whose x the backward gets back: x > 0, x and recovered both NaN
-// (the gradients are NaN either way), or x == recovered with x zero or both x
-// and y of at least the storage type's smallest normal magnitude `tiny`.
-inline uint32_t recoverable_bits(VecF x, VecF y, VecF recovered, float tiny) {
-  const __m512 zero = _mm512_setzero_ps();
-  const __m512 t = _mm512_set1_ps(tiny);
-  const __mmask16 normal =
-      _mm512_cmp_ps_mask(_mm512_abs_ps(x.v), t, _CMP_GE_OQ) &
-      _mm512_cmp_ps_mask(_mm512_abs_ps(y.v), t, _CMP_GE_OQ);
-  const __mmask16 same = _mm512_cmp_ps_mask(x.v, recovered.v, _CMP_EQ_OQ);
-  const __mmask16 both_nan = _mm512_cmp_ps_mask(x.v, x.v, _CMP_UNORD_Q) &
-      _mm512_cmp_ps_mask(recovered.v, recovered.v, _CMP_UNORD_Q);
-  return _mm512_cmp_ps_mask(x.v, zero, _CMP_GT_OQ) | both_nan |
-      (same & (normal | _mm512_cmp_ps_mask(x.v, zero, _CMP_EQ_OQ)));
+// The lanes whose x the backward gets back: x == recovered, or either NaN
+// (with a positive finite weight, recovered is NaN exactly where x is, and the
+// gradients are NaN either way).
+inline uint32_t recoverable_bits(VecF x, VecF recovered) {
+  return _mm512_cmp_ps_mask(x.v, recovered.v, _CMP_EQ_UQ);
 }
 
 template <class T>

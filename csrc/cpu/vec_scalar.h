@@ -97,17 +97,9 @@ inline Lane<float> recover_negative(
   return {x};
 }
 
-inline uint32_t recoverable_bits(
-    Lane<float> x,
-    Lane<float> y,
-    Lane<float> recovered,
-    float tiny) {
-  const bool normal = std::fabs(x.v) >= tiny && std::fabs(y.v) >= tiny;
-  const bool both_nan = std::isnan(x.v) && std::isnan(recovered.v);
-  return x.v > 0.0f || both_nan ||
-          (x.v == recovered.v && (normal || x.v == 0.0f))
-      ? 1u
-      : 0u;
+inline uint32_t recoverable_bits(Lane<float> x, Lane<float> recovered) {
+  const bool unordered = std::isnan(x.v) || std::isnan(recovered.v);
+  return x.v == recovered.v || unordered ? 1u : 0u;
 }
 
 template <class T>
