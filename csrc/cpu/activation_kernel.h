@@ -191,18 +191,56 @@ inline uint32_t lanes_below(int64_t n) {
   return n >= 32 ? ~0u : (1u << n) - 1u;
 }
 
-// The parity bits of the n lanes xv read from xp, whose outputs were stored
-// at op with weights a; or-es the lanes whose x is not recovered into `bad`.
+// Where the recovery needs no check (the argument of recovered_input holds,
+// given a positive finite weight): x >= 0, or |x| >= kLowX and kLowY <= |y| <=
+// kHighY. Then x is a normal number, y = w * x was rounded on T's normal grid
+// (|y| >= 2 tiny), the remainder y - q * w of the float division does not
+// underflow (|y| >= 2^-101), and y did not overflow (|y| <= max / 2). The
+// factor 2 covers y's rounding: the bounds are compared with y before it.
+template <class T>
+struct SafeRange {
+  static constexpr float kLowX = 0x1p-125f;
+  static constexpr float kLowY = 0x1p-101f;
+  static constexpr float kHighY = 0x1p127f;
+};
+template <>
+struct SafeRange<Half16> {
+  static constexpr float kLowX = 0x1p-14f;
+  static constexpr float kLowY = 0x1p-13f;
+  static constexpr float kHighY = 32752.0f;
+};
+
+// The parity bits of the n lanes xv read from xp, whose outputs y (before
+// rounding to T) were stored at op with weights a; or-es the lanes whose x is
+// not recovered into `bad`. A vector with every lane in the safe range is not
+// checked further; any other is recovered from the stored y and compared.
 template <class T, class V>
-ACTX_ALWAYS_INLINE uint32_t
-parity_bits(const T* xp, const T* op, V xv, V a, int64_t n, uint32_t& bad) {
+ACTX_ALWAYS_INLINE uint32_t parity_bits(
+    const T* xp,
+    const T* op,
+    V xv,
+    V y,
+    V a,
+    int64_t n,
+    uint32_t& bad) {
   const bool whole = n == V::kLanes;
   const uint32_t parity =
       whole ? storage_low_bits(xp) : storage_low_bits_partial(xp, n);
-  // y as stored, rounded to T.
-  const V y = whole ? load_in_order(op) : load_partial<V, true>(op, n);
-  const uint32_t ok = recoverable_bits(xv, recovered_input<T>(y, a, parity));
-  bad |= ~ok & lanes_below(n);
+  using R = SafeRange<T>;
+  const uint32_t all = lanes_below(n);
+  const uint32_t safe = in_range_bits(
+      xv,
+      y,
+      V::broadcast(R::kLowX),
+      V::broadcast(R::kLowY),
+      V::broadcast(R::kHighY));
+  if ((safe & all) == all) {
+    return parity;
+  }
+  const V stored = whole ? load_in_order(op) : load_partial<V, true>(op, n);
+  const uint32_t ok =
+      recoverable_bits(xv, recovered_input<T>(stored, a, parity));
+  bad |= ~ok & all;
   return parity;
 }
 
@@ -241,10 +279,12 @@ bool forward_loop(
           if constexpr (kBits == Bits::kSign) {
             word |= static_cast<uint64_t>(positive_bits(m)) << j;
           }
-          store_in_order(oi + k + j, activation_masked(xv, m, slope(k + j, L)));
+          const V yv = activation_masked(xv, m, slope(k + j, L));
+          store_in_order(oi + k + j, yv);
           if constexpr (kBits == Bits::kParity) {
-            word |= static_cast<uint64_t>(parity_bits<T>(
-                        xi + k + j, oi + k + j, xv, slope(k + j, L), L, bad))
+            word |=
+                static_cast<uint64_t>(parity_bits<T>(
+                    xi + k + j, oi + k + j, xv, yv, slope(k + j, L), L, bad))
                 << j;
           }
         }
@@ -258,9 +298,11 @@ bool forward_loop(
       }
       const V xv = load_in_order(xi + k);
       const auto m = positive(xv);
-      store_in_order(oi + k, activation_masked(xv, m, slope(k, L)));
+      const V yv = activation_masked(xv, m, slope(k, L));
+      store_in_order(oi + k, yv);
       if constexpr (kBits == Bits::kParity) {
-        bits.append(parity_bits<T>(xi + k, oi + k, xv, slope(k, L), L, bad), L);
+        bits.append(
+            parity_bits<T>(xi + k, oi + k, xv, yv, slope(k, L), L, bad), L);
       } else if constexpr (kBits == Bits::kSign) {
         bits.append(positive_bits(m), L);
       }
@@ -270,9 +312,11 @@ bool forward_loop(
       // Padding lanes load as zero, which is not positive.
       const V xv = load_partial<V, true>(xi + k, n);
       const auto m = positive(xv);
-      store_partial<V, true>(oi + k, activation_masked(xv, m, slope(k, n)), n);
+      const V yv = activation_masked(xv, m, slope(k, n));
+      store_partial<V, true>(oi + k, yv, n);
       if constexpr (kBits == Bits::kParity) {
-        bits.append(parity_bits<T>(xi + k, oi + k, xv, slope(k, n), n, bad), n);
+        bits.append(
+            parity_bits<T>(xi + k, oi + k, xv, yv, slope(k, n), n, bad), n);
       } else if constexpr (kBits == Bits::kSign) {
         bits.append(positive_bits(m), n);
       }

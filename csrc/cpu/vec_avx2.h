@@ -232,6 +232,32 @@ inline uint32_t recoverable_bits(VecBF x, VecBF recovered) {
       (recoverable_bits(x.v1, recovered.v1) << 8);
 }
 
+inline uint32_t in_range_bits(
+    VecF x,
+    VecF y,
+    VecF x_low,
+    VecF y_low,
+    VecF y_high) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  const __m256 ay = _mm256_andnot_ps(sign, y.v);
+  const __m256 in = _mm256_and_ps(
+      _mm256_and_ps(
+          _mm256_cmp_ps(_mm256_andnot_ps(sign, x.v), x_low.v, _CMP_GE_OQ),
+          _mm256_cmp_ps(ay, y_low.v, _CMP_GE_OQ)),
+      _mm256_cmp_ps(ay, y_high.v, _CMP_LE_OQ));
+  return static_cast<uint32_t>(_mm256_movemask_ps(
+      _mm256_or_ps(_mm256_cmp_ps(x.v, _mm256_setzero_ps(), _CMP_GE_OQ), in)));
+}
+inline uint32_t in_range_bits(
+    VecBF x,
+    VecBF y,
+    VecBF x_low,
+    VecBF y_low,
+    VecBF y_high) {
+  return in_range_bits(x.v0, y.v0, x_low.v0, y_low.v0, y_high.v0) |
+      (in_range_bits(x.v1, y.v1, x_low.v1, y_low.v1, y_high.v1) << 8);
+}
+
 template <class T>
 struct VecOf {
   using type = VecF;

@@ -152,6 +152,20 @@ inline uint32_t recoverable_bits(VecF x, VecF recovered) {
   return _mm512_cmp_ps_mask(x.v, recovered.v, _CMP_EQ_UQ);
 }
 
+// The lanes with x >= 0, or |x| >= x_low and y_low <= |y| <= y_high.
+inline uint32_t in_range_bits(
+    VecF x,
+    VecF y,
+    VecF x_low,
+    VecF y_low,
+    VecF y_high) {
+  const __m512 ay = _mm512_abs_ps(y.v);
+  return _mm512_cmp_ps_mask(x.v, _mm512_setzero_ps(), _CMP_GE_OQ) |
+      (_mm512_cmp_ps_mask(_mm512_abs_ps(x.v), x_low.v, _CMP_GE_OQ) &
+       _mm512_cmp_ps_mask(ay, y_low.v, _CMP_GE_OQ) &
+       _mm512_cmp_ps_mask(ay, y_high.v, _CMP_LE_OQ));
+}
+
 template <class T>
 struct VecOf {
   using type = VecF;

@@ -102,6 +102,17 @@ inline uint32_t recoverable_bits(Lane<float> x, Lane<float> recovered) {
   return x.v == recovered.v || unordered ? 1u : 0u;
 }
 
+inline uint32_t in_range_bits(
+    Lane<float> x,
+    Lane<float> y,
+    Lane<float> x_low,
+    Lane<float> y_low,
+    Lane<float> y_high) {
+  const float ay = std::fabs(y.v);
+  const bool in = std::fabs(x.v) >= x_low.v && ay >= y_low.v && ay <= y_high.v;
+  return x.v >= 0.0f || in ? 1u : 0u;
+}
+
 template <class T>
 using Vec = Lane<compute_t<T>>;
 

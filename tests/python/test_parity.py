@@ -91,8 +91,11 @@ def test_parity_bits_are_the_lowest_storage_bit(dtype, specials):
 def test_every_half_value_is_recovered(dtype, layout):
     values = negative_values(dtype)
     n = values.numel()
+    g = generator(65)
+    slopes = [0.25, 0.3, 0.7, 1.0, 1.7, 3.3, 1e-3, 90.0, 1 - 2**-8, 1 + 2**-7, 2 - 2**-7, 0.5 + 2**-9]
+    slopes += (2.0 ** (torch.rand(12, generator=g) * 16 - 8)).tolist()
     for weight_dtype in (dtype, torch.float32):
-        for slope in (0.25, 0.3, 0.7, 1.0, 1.7, 3.3, 1e-3, 90.0):
+        for slope in slopes:
             if layout == "per element":
                 x = values.reshape(1, n)
                 w = torch.full((n,), slope).to(weight_dtype)
@@ -113,6 +116,20 @@ def test_every_half_value_is_recovered(dtype, layout):
             kept = x[must].reshape(1, -1)
             flag = A.prelu_with_parity(kept, torch.tensor([slope]).to(weight_dtype))[2]
             assert bool(flag), (dtype, weight_dtype, slope)
+
+
+@pytest.mark.usefixtures("capability")
+def test_float32_values_at_the_edges_of_binades_are_recovered():
+    # x and w next to powers of two, where the grid's step changes.
+    ends = torch.tensor([0, 1, 2, 3, 2**23 - 3, 2**23 - 2, 2**23 - 1], dtype=torch.float64)
+    mantissas = 1 + ends * 2.0**-23
+    x = -(mantissas[:, None] * 2.0 ** torch.arange(-60, 61, 7, dtype=torch.float64)).reshape(1, -1).float()
+    for w_mantissa in mantissas.tolist() + [1.5, 1.25 + 2**-22]:
+        for w_exponent in (-20, -3, -1, 0, 1, 5, 20):
+            w = torch.full((x.shape[1],), w_mantissa * 2.0**w_exponent)
+            recovered = recovered_weight_gradient(x, w)
+            assert torch.equal(recovered, x[0]), (w_mantissa, w_exponent)
+            assert bool(A.prelu_with_parity(x, w)[2])
 
 
 @pytest.mark.usefixtures("capability")
