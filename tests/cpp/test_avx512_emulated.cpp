@@ -18,9 +18,11 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <type_traits>
 #include <vector>
 
-// Intrinsics this SIMDe release lacks, written lane by lane.
+// Intrinsics this SIMDe release lacks (or rounds otherwise), written lane by
+// lane.
 namespace emulated {
 
 inline simde__m512 cvtph_ps(simde__m256i h) {
@@ -77,6 +79,30 @@ inline simde__m512i cvtepu16_epi32(simde__m256i v) {
   return simde_mm512_loadu_si512(out);
 }
 
+inline simde__mmask16 test_epi16_mask(simde__m256i a, simde__m256i b) {
+  uint16_t x[16], y[16];
+  simde_mm256_storeu_si256(reinterpret_cast<simde__m256i*>(x), a);
+  simde_mm256_storeu_si256(reinterpret_cast<simde__m256i*>(y), b);
+  simde__mmask16 bits = 0;
+  for (int i = 0; i < 16; ++i) {
+    bits |= static_cast<simde__mmask16>(((x[i] & y[i]) != 0 ? 1 : 0) << i);
+  }
+  return bits;
+}
+
+// SIMDe's portable fnmadd rounds the product before the sum; the hardware's
+// is fused, which the parity recovery relies on (an exact remainder).
+inline simde__m512 fnmadd_ps(simde__m512 a, simde__m512 b, simde__m512 c) {
+  float x[16], y[16], z[16];
+  simde_mm512_storeu_ps(x, a);
+  simde_mm512_storeu_ps(y, b);
+  simde_mm512_storeu_ps(z, c);
+  for (int i = 0; i < 16; ++i) {
+    x[i] = std::fma(-x[i], y[i], z[i]);
+  }
+  return simde_mm512_loadu_ps(x);
+}
+
 } // namespace emulated
 
 #define _mm512_cvtph_ps emulated::cvtph_ps
@@ -85,6 +111,9 @@ inline simde__m512i cvtepu16_epi32(simde__m256i v) {
 #define _mm512_reduce_add_pd emulated::reduce_add<double>
 #define _mm512_cvtepi32_epi16 emulated::cvtepi32_epi16
 #define _mm512_cvtepu16_epi32 emulated::cvtepu16_epi32
+#define _mm256_test_epi16_mask emulated::test_epi16_mask
+#undef _mm512_fnmadd_ps
+#define _mm512_fnmadd_ps emulated::fnmadd_ps
 
 // The mask types, which SIMDe names only with its prefix.
 using __mmask16 = simde__mmask16;
@@ -276,6 +305,50 @@ void check_against_scalar() {
             << "grad_input from the mask, element " << i;
       }
       expect_sums_close(gm_e, gm_r, "grad_weight from the mask");
+      // The parity bits (positive weights): the same bits and verdict, and the
+      // backward from them (x recovered from the output) the same.
+      if constexpr (!std::is_same_v<T, double>) {
+        std::vector<C> wp(channels);
+        for (int64_t c = 0; c < channels; ++c) {
+          wp[c] = static_cast<C>(0.3 + 0.07 * static_cast<double>(c % 5));
+        }
+        std::vector<uint8_t> par_e((n + 7) / 8, 0xAA), par_r((n + 7) / 8, 0x55);
+        std::vector<T> fp_e(n), fp_r(n);
+        const bool ok_e = parity_kernels_for<T>(emulated)->forward(
+            x.data(), wp.data(), fp_e.data(), par_e.data(), whole);
+        const bool ok_r = parity_kernels_for<T>(reference)->forward(
+            x.data(), wp.data(), fp_r.data(), par_r.data(), whole);
+        EXPECT_EQ(ok_e, ok_r);
+        ASSERT_EQ(par_e, par_r);
+        for (int64_t i = 0; i < n; ++i) {
+          ASSERT_TRUE(same(fp_e[i], fp_r[i]))
+              << "forward with parity, element " << i;
+          ASSERT_EQ((par_r[i / 8] >> (i % 8)) & 1, low_bit(x[i]))
+              << "parity bit " << i;
+        }
+        std::vector<C> gp_e(channels, 0), gp_r(channels, 0);
+        parity_kernels_for<T>(emulated)->backward(
+            g.data(),
+            par_e.data(),
+            fp_e.data(),
+            wp.data(),
+            out_e.data(),
+            gp_e.data(),
+            span);
+        parity_kernels_for<T>(reference)->backward(
+            g.data(),
+            par_r.data(),
+            fp_r.data(),
+            wp.data(),
+            out_r.data(),
+            gp_r.data(),
+            span);
+        for (int64_t i = begin; i < end; ++i) {
+          ASSERT_TRUE(same(out_e[i], out_r[i]))
+              << "grad_input from the parity bits, element " << i;
+        }
+        expect_sums_close(gp_e, gp_r, "grad_weight from the parity bits");
+      }
     }
   }
 }

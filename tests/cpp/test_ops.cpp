@@ -215,6 +215,15 @@ TEST(Actx, MaskOperatorsAndSwitch) {
       at::_prelu_kernel_backward(g, x, w.reshape({1, 3, 1}));
   expect_same_values(gx, gx_ref);
   EXPECT_TRUE(at::allclose(gw, gw_ref.sum(at::IntArrayRef{0, 2}), 1e-5, 1e-6));
+  // Parity bits: x itself comes back, so the gradients are prelu_backward's.
+  const auto [yp, parity, recoverable] = actx::prelu_with_parity(x, w);
+  EXPECT_TRUE(recoverable.item<bool>());
+  expect_same_values(yp, y);
+  const auto [gpx, gpw] = actx::prelu_backward_from_parity(g, parity, yp, w);
+  const auto [gx_x, gw_x] = actx::prelu_backward(g, x, w);
+  expect_same_values(gpx, gx_x);
+  EXPECT_TRUE(at::allclose(gpw, gw_x, 1e-5, 1e-6));
+  EXPECT_FALSE(std::get<2>(actx::prelu_with_parity(x, -w)).item<bool>());
 
   std::vector<at::Tensor> grads;
   for (bool masks : {true, false}) {
