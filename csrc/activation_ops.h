@@ -465,10 +465,6 @@ inline std::tuple<at::Tensor, at::Tensor> prelu_backward_from_mask_reference(
   return {grad_input, grad_weight.reshape(weight.sizes()).contiguous()};
 }
 
-} // namespace detail
-
-namespace detail {
-
 // prelu_backward_from_mask (kSign) and prelu_backward_from_parity (kParity).
 template <class Backend>
 std::tuple<at::Tensor, at::Tensor> prelu_backward_from_bits(

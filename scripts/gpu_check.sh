@@ -40,8 +40,8 @@ echo "== CUDA tests"
 "$PYTHON" -m pytest -q -p no:cacheprovider tests/python/test_cuda.py -m "slow or not slow" 2>&1 | tail -15
 tests_rc=${PIPESTATUS[0]}
 
-echo "== CUDA sign masks (the backward's one-bit masks)"
-"$PYTHON" -m pytest -q -p no:cacheprovider tests/python/test_masks.py -k cuda 2>&1 | tail -6
+echo "== CUDA sign masks and parity bits (what the backward keeps)"
+"$PYTHON" -m pytest -q -p no:cacheprovider tests/python/test_masks.py tests/python/test_parity.py -k cuda 2>&1 | tail -6
 tests_rc=$(( tests_rc | PIPESTATUS[0] ))
 
 echo "== torch.compile (Inductor with Triton), torch.export and autocast on CUDA"
