@@ -108,7 +108,13 @@ at::Tensor unpack_mask_reference(
 void check_parity_dtype(const at::Tensor& t, const char* op, const char* arg);
 // Whether each element's lowest storage bit is set (bool, x's shape).
 at::Tensor storage_parity(const at::Tensor& x);
-// x recovered in ATen operations; `weight` broadcasts against `result`.
+// x recovered in ATen operations; `weight` broadcasts against `result`. Inside
+// the range where the kernels skip their check (SafeRange in
+// cpu/activation_kernel.h) it is the kernels' recovery; at the edges of the
+// range (subnormal or overflowing values) the two may differ, but each
+// operator takes the same path in its forward and backward (the output's
+// memory order and the backend decide), so a `recoverable` verdict is always
+// about the recovery that the backward runs.
 at::Tensor recover_input_reference(
     const at::Tensor& parity,
     const at::Tensor& result,
