@@ -103,6 +103,36 @@ inline simde__m512 fnmadd_ps(simde__m512 a, simde__m512 b, simde__m512 c) {
   return simde_mm512_loadu_ps(x);
 }
 
+// Lane arithmetic that wraps, as the instructions do; SIMDe's portable one
+// computes in int32_t, whose overflow UndefinedBehaviorSanitizer reports (the
+// parity recovery steps the bits of -0.0f, 0x80000000, in lanes it discards).
+inline simde__m512i add_epi32(simde__m512i a, simde__m512i b) {
+  uint32_t x[16], y[16];
+  simde_mm512_storeu_si512(x, a);
+  simde_mm512_storeu_si512(y, b);
+  for (int i = 0; i < 16; ++i) {
+    x[i] += y[i];
+  }
+  return simde_mm512_loadu_si512(x);
+}
+
+inline simde__m512i mask_sub_epi32(
+    simde__m512i src,
+    simde__mmask16 k,
+    simde__m512i a,
+    simde__m512i b) {
+  uint32_t s[16], x[16], y[16];
+  simde_mm512_storeu_si512(s, src);
+  simde_mm512_storeu_si512(x, a);
+  simde_mm512_storeu_si512(y, b);
+  for (int i = 0; i < 16; ++i) {
+    if ((k >> i) & 1) {
+      s[i] = x[i] - y[i];
+    }
+  }
+  return simde_mm512_loadu_si512(s);
+}
+
 } // namespace emulated
 
 #define _mm512_cvtph_ps emulated::cvtph_ps
@@ -114,6 +144,10 @@ inline simde__m512 fnmadd_ps(simde__m512 a, simde__m512 b, simde__m512 c) {
 #define _mm256_test_epi16_mask emulated::test_epi16_mask
 #undef _mm512_fnmadd_ps
 #define _mm512_fnmadd_ps emulated::fnmadd_ps
+#undef _mm512_add_epi32
+#define _mm512_add_epi32 emulated::add_epi32
+#undef _mm512_mask_sub_epi32
+#define _mm512_mask_sub_epi32 emulated::mask_sub_epi32
 
 // The mask types, which SIMDe names only with its prefix.
 using __mmask16 = simde__mmask16;
