@@ -94,15 +94,9 @@ struct BitKernels {
 template <class T>
 inline uint32_t low_bit(const T& v) {
   static_assert(sizeof(T) == 4 || sizeof(T) == 2, "float, half types");
-  if constexpr (sizeof(T) == 4) {
-    uint32_t b;
-    std::memcpy(&b, &v, sizeof b);
-    return b & 1u;
-  } else {
-    uint16_t b;
-    std::memcpy(&b, &v, sizeof b);
-    return b & 1u;
-  }
+  std::conditional_t<sizeof(T) == 4, uint32_t, uint16_t> b;
+  std::memcpy(&b, &v, sizeof b);
+  return b & 1u;
 }
 
 struct KernelTable {
@@ -133,44 +127,32 @@ inline const BitKernels<T>* parity_kernels_for(const KernelTable& t) {
   }
 }
 
+// The member of a table for storage type T, out of one per dtype.
+template <class T, class F32, class F64, class F16, class BF16>
+constexpr const auto& for_dtype(
+    const F32& f32,
+    const F64& f64,
+    const F16& f16,
+    const BF16& bf16) {
+  if constexpr (std::is_same_v<T, float>) {
+    return f32;
+  } else if constexpr (std::is_same_v<T, double>) {
+    return f64;
+  } else if constexpr (std::is_same_v<T, Half16>) {
+    return f16;
+  } else {
+    static_assert(std::is_same_v<T, BFloat16>, "a storage type");
+    return bf16;
+  }
+}
+
 template <class T>
-const Kernels<T>& kernels_for(const KernelTable& table);
+const Kernels<T>& kernels_for(const KernelTable& t) {
+  return for_dtype<T>(t.f32, t.f64, t.f16, t.bf16);
+}
 template <class T>
-const BitKernels<T>& mask_kernels_for(const KernelTable& table);
-template <>
-inline const Kernels<float>& kernels_for<float>(const KernelTable& t) {
-  return t.f32;
-}
-template <>
-inline const BitKernels<float>& mask_kernels_for<float>(const KernelTable& t) {
-  return t.mask_f32;
-}
-template <>
-inline const Kernels<double>& kernels_for<double>(const KernelTable& t) {
-  return t.f64;
-}
-template <>
-inline const BitKernels<double>& mask_kernels_for<double>(
-    const KernelTable& t) {
-  return t.mask_f64;
-}
-template <>
-inline const Kernels<Half16>& kernels_for<Half16>(const KernelTable& t) {
-  return t.f16;
-}
-template <>
-inline const BitKernels<Half16>& mask_kernels_for<Half16>(
-    const KernelTable& t) {
-  return t.mask_f16;
-}
-template <>
-inline const Kernels<BFloat16>& kernels_for<BFloat16>(const KernelTable& t) {
-  return t.bf16;
-}
-template <>
-inline const BitKernels<BFloat16>& mask_kernels_for<BFloat16>(
-    const KernelTable& t) {
-  return t.mask_bf16;
+const BitKernels<T>& mask_kernels_for(const KernelTable& t) {
+  return for_dtype<T>(t.mask_f32, t.mask_f64, t.mask_f16, t.mask_bf16);
 }
 
 // One table per instruction set; null where this build has none for it (not
