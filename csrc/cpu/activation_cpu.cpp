@@ -198,9 +198,12 @@ struct CpuBackend {
           if (parity) {
             // The kernels' check presumes weights > 0: y > 0 then stands for
             // x > 0, and a NaN quotient for a NaN x.
+            // The call's own weights: lw may hold them expanded many times.
+            std::vector<acc_t> converted;
+            const acc_t* w = weights_as_compute_type<scalar_t>(call, converted);
             const bool weights_positive =
-                std::all_of(lw.data, lw.data + lw.channels, [](acc_t w) {
-                  return w > 0 && std::isfinite(w);
+                std::all_of(w, w + call.channels, [](acc_t v) {
+                  return v > 0 && std::isfinite(v);
                 });
             call.recoverable.fill_(weights_positive && recoverable.load());
           }
