@@ -299,89 +299,75 @@ void check_against_scalar() {
         }
       };
       expect_sums_close(gw_e, gw_r, "grad_weight");
-      // The sign masks: the same bits, and the backward read off them the same
-      // grad_input and (with x standing for the prelu output) grad_weight.
-      std::vector<uint8_t> mask_e((n + 7) / 8, 0xAA), mask_r((n + 7) / 8, 0x55);
-      std::vector<T> fm_e(n), fm_r(n);
+      // Kernels with bits: the same bits, outputs and verdict, bit i as
+      // bit_of(i), and the backward from them the same grad_input and
+      // grad_weight. The backward reads the forward's output (from_output:
+      // parity bits) or x standing for it (masks).
       const Span whole{channels, inner, 0, n};
-      mask_kernels_for<T>(emulated).forward(
-          x.data(), w.data(), fm_e.data(), mask_e.data(), whole);
-      mask_kernels_for<T>(reference).forward(
-          x.data(), w.data(), fm_r.data(), mask_r.data(), whole);
-      ASSERT_EQ(mask_e, mask_r);
-      for (int64_t i = 0; i < n; ++i) {
-        ASSERT_TRUE(same(fm_e[i], fm_r[i]))
-            << "forward with mask, element " << i;
-      }
-      for (int64_t i = 0; i < n; ++i) {
-        ASSERT_EQ((mask_r[i / 8] >> (i % 8)) & 1, to_double(x[i]) > 0 ? 1 : 0)
-            << "mask bit " << i;
-      }
-      std::vector<C> gm_e(channels, 0), gm_r(channels, 0);
-      mask_kernels_for<T>(emulated).backward(
-          g.data(),
-          mask_e.data(),
-          x.data(),
-          w.data(),
-          out_e.data(),
-          gm_e.data(),
-          span);
-      mask_kernels_for<T>(reference).backward(
-          g.data(),
-          mask_r.data(),
-          x.data(),
-          w.data(),
-          out_r.data(),
-          gm_r.data(),
-          span);
-      for (int64_t i = begin; i < end; ++i) {
-        ASSERT_TRUE(same(out_e[i], out_r[i]))
-            << "grad_input from the mask, element " << i;
-      }
-      expect_sums_close(gm_e, gm_r, "grad_weight from the mask");
-      // The parity bits (positive weights): the same bits and verdict, and the
-      // backward from them (x recovered from the output) the same.
+      auto check_bits = [&](const BitKernels<T>& e,
+                            const BitKernels<T>& r,
+                            const std::vector<C>& weights,
+                            auto bit_of,
+                            bool from_output,
+                            const char* what) {
+        std::vector<uint8_t> bits_e((n + 7) / 8, 0xAA),
+            bits_r((n + 7) / 8, 0x55);
+        std::vector<T> y_e(n), y_r(n);
+        const bool ok_e = e.forward(
+            x.data(), weights.data(), y_e.data(), bits_e.data(), whole);
+        const bool ok_r = r.forward(
+            x.data(), weights.data(), y_r.data(), bits_r.data(), whole);
+        EXPECT_EQ(ok_e, ok_r) << what;
+        ASSERT_EQ(bits_e, bits_r) << what;
+        for (int64_t i = 0; i < n; ++i) {
+          ASSERT_TRUE(same(y_e[i], y_r[i]))
+              << "forward with " << what << ", element " << i;
+          ASSERT_EQ((bits_r[i / 8] >> (i % 8)) & 1, bit_of(i))
+              << what << " bit " << i;
+        }
+        std::vector<C> gb_e(channels, 0), gb_r(channels, 0);
+        e.backward(
+            g.data(),
+            bits_e.data(),
+            from_output ? y_e.data() : x.data(),
+            weights.data(),
+            out_e.data(),
+            gb_e.data(),
+            span);
+        r.backward(
+            g.data(),
+            bits_r.data(),
+            from_output ? y_r.data() : x.data(),
+            weights.data(),
+            out_r.data(),
+            gb_r.data(),
+            span);
+        for (int64_t i = begin; i < end; ++i) {
+          ASSERT_TRUE(same(out_e[i], out_r[i]))
+              << "grad_input from the " << what << ", element " << i;
+        }
+        expect_sums_close(gb_e, gb_r, what);
+      };
+      check_bits(
+          mask_kernels_for<T>(emulated),
+          mask_kernels_for<T>(reference),
+          w,
+          [&](int64_t i) { return to_double(x[i]) > 0 ? 1u : 0u; },
+          false,
+          "mask");
+      // Parity bits, with positive weights.
       if constexpr (!std::is_same_v<T, double>) {
         std::vector<C> wp(channels);
         for (int64_t c = 0; c < channels; ++c) {
           wp[c] = static_cast<C>(0.3 + 0.07 * static_cast<double>(c % 5));
         }
-        std::vector<uint8_t> par_e((n + 7) / 8, 0xAA), par_r((n + 7) / 8, 0x55);
-        std::vector<T> fp_e(n), fp_r(n);
-        const bool ok_e = parity_kernels_for<T>(emulated)->forward(
-            x.data(), wp.data(), fp_e.data(), par_e.data(), whole);
-        const bool ok_r = parity_kernels_for<T>(reference)->forward(
-            x.data(), wp.data(), fp_r.data(), par_r.data(), whole);
-        EXPECT_EQ(ok_e, ok_r);
-        ASSERT_EQ(par_e, par_r);
-        for (int64_t i = 0; i < n; ++i) {
-          ASSERT_TRUE(same(fp_e[i], fp_r[i]))
-              << "forward with parity, element " << i;
-          ASSERT_EQ((par_r[i / 8] >> (i % 8)) & 1, low_bit(x[i]))
-              << "parity bit " << i;
-        }
-        std::vector<C> gp_e(channels, 0), gp_r(channels, 0);
-        parity_kernels_for<T>(emulated)->backward(
-            g.data(),
-            par_e.data(),
-            fp_e.data(),
-            wp.data(),
-            out_e.data(),
-            gp_e.data(),
-            span);
-        parity_kernels_for<T>(reference)->backward(
-            g.data(),
-            par_r.data(),
-            fp_r.data(),
-            wp.data(),
-            out_r.data(),
-            gp_r.data(),
-            span);
-        for (int64_t i = begin; i < end; ++i) {
-          ASSERT_TRUE(same(out_e[i], out_r[i]))
-              << "grad_input from the parity bits, element " << i;
-        }
-        expect_sums_close(gp_e, gp_r, "grad_weight from the parity bits");
+        check_bits(
+            *parity_kernels_for<T>(emulated),
+            *parity_kernels_for<T>(reference),
+            wp,
+            [&](int64_t i) { return low_bit(x[i]); },
+            true,
+            "parity bits");
       }
     }
   }
