@@ -726,9 +726,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> prelu_with_parity_autograd(
     std::tie(result, parity, recoverable) =
         actx::prelu_with_parity(self, weight);
   }
-  if (!torch::autograd::compute_requires_grad(self, weight)) {
-    set_prelu_tangent(result, self, weight);
-  } else if (recoverable.item<bool>()) {
+  // Without a gradient to compute, record_prelu_with_input sets the tangent
+  // alone (no node), and the verdict is not read.
+  if (torch::autograd::compute_requires_grad(self, weight) &&
+      recoverable.item<bool>()) {
     record_prelu_with_bits<PreluBits::kParity>(result, parity, self, weight);
   } else {
     record_prelu_with_input(result, self, weight);
