@@ -117,6 +117,14 @@ def prelu_reference(x: torch.Tensor, w: torch.Tensor, w_view) -> torch.Tensor:
     return out
 
 
+def saved_by(fn):
+    """fn()'s result and the tensors autograd packed for its backward."""
+    packed = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: packed.append(t) or t, lambda t: t):
+        out = fn()
+    return out, packed
+
+
 def bits_reference(condition: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Packed bits of a bool tensor: bit k (bit k % 8 of byte k // 8) for the element at offset k
     of empty_like(x), as actx's masks and parity bits are laid out."""

@@ -28,6 +28,7 @@ from samples import (
     leaky_relu_samples,
     make_values,
     prelu_samples,
+    saved_by,
     weight_grad_magnitude,
     weight_grad_reference,
 )
@@ -39,14 +40,6 @@ CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"
 def mask_reference(x: torch.Tensor) -> torch.Tensor:
     """Bit k (bit k % 8 of byte k // 8): x > 0 for the element at offset k of empty_like(x)."""
     return bits_reference(x > 0, x)
-
-
-def saved_by(fn):
-    """fn()'s result and the tensors autograd packed for its backward."""
-    packed = []
-    with torch.autograd.graph.saved_tensors_hooks(lambda t: packed.append(t) or t, lambda t: t):
-        out = fn()
-    return out, packed
 
 
 def grad_input_reference(x, g, w):
