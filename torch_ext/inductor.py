@@ -129,14 +129,10 @@ def _pack_mask(positive: Tensor, strides) -> Tensor:
 
 
 def _unpack_mask(mask: Tensor, sizes, strides) -> Tensor:
-    order = _memory_order(strides)
+    # Bit k belongs to the element at offset k of the dense output: the flat bits viewed with the
+    # output's own sizes and strides (as unpack_mask_reference does in C++).
     bits = (mask.unsqueeze(1) >> torch.arange(8, dtype=torch.uint8, device=mask.device)) & 1
-    numel = 1
-    for size in sizes:
-        numel *= size
-    positive = bits.reshape(-1)[:numel].to(torch.bool).view([sizes[d] for d in order])
-    inverse = sorted(range(len(order)), key=lambda p: order[p])
-    return positive.permute(inverse)
+    return bits.reshape(-1).to(torch.bool).as_strided(sizes, strides)
 
 
 def _output_strides(self: Tensor):
