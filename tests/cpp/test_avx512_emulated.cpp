@@ -244,7 +244,11 @@ void check_against_scalar() {
   // even lengths); runs of one weight shorter and longer than a vector.
   const std::pair<int64_t, int64_t> geometries[] = {
       {1, 1000}, {37, 1}, {64, 1}, {5, 3}, {7, 40}, {3, 129}};
-  for (const auto& [channels, inner] : geometries) {
+  // Plain locals, not structured bindings: clang 14 (C++17) refuses lambdas
+  // that capture those.
+  for (const auto& geometry : geometries) {
+    const int64_t channels = geometry.first;
+    const int64_t inner = geometry.second;
     const int64_t n = channels * inner * 3 + 11;
     const auto x = random_values<T>(n, rng);
     const auto g = random_values<T>(n, rng);
@@ -255,8 +259,10 @@ void check_against_scalar() {
     if (channels > 3) {
       w[3] = std::numeric_limits<C>::quiet_NaN();
     }
-    for (const auto& [begin, end] :
+    for (const auto& range :
          {std::pair<int64_t, int64_t>{0, n}, {5, n - 7}, {1, 2}}) {
+      const int64_t begin = range.first;
+      const int64_t end = range.second;
       const Span span{channels, inner, begin, end};
       std::vector<T> out_e(n, from_float<T>(7.0f)),
           out_r(n, from_float<T>(7.0f));
