@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what actx needs on a fresh Debian 12 machine: system packages from Debian's archive, and
-# a Python virtual environment (.venv) with the packages of the lock file requirements.txt. Safe to
-# rerun: what is already there is neither downloaded nor installed again.
+# a Python virtual environment with the packages of a lock file: .venv with requirements.txt (the
+# default torch release), or the ones named by ACTX_VENV and ACTX_LOCK (the Makefile's TORCH=<release>:
+# .venv-<release> with requirements/torch-<release>.txt). Safe to rerun: what is already there is
+# neither downloaded nor installed again.
 # clang and libomp-dev: the C++ build is also tested with Clang (make test-clang); clang-format: make lint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,9 +23,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 PYTHON=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  echo "bootstrap: creating .venv with $($PYTHON --version)"
-  "$PYTHON" -m venv .venv
+VENV=${ACTX_VENV:-.venv}
+LOCK=${ACTX_LOCK:-requirements.txt}
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "bootstrap: creating $VENV with $($PYTHON --version)"
+  "$PYTHON" -m venv "$VENV"
 fi
 # pip leaves requirements that are already satisfied alone (no multi-GB torch download on reruns).
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$LOCK"
