@@ -21,8 +21,13 @@ def run_python(code: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
 
 
-def test_version_is_the_version_file():
-    assert torch_ext.__version__ == (ROOT / "VERSION").read_text().strip()
+def test_version_is_the_version_file_with_the_torch_release():
+    # 0.1.0+pt2150cu132: actx's release, then the torch release and CUDA variant it was built for.
+    release, torch_release = torch.__version__.partition("+")[::2]
+    has_cuda = torch._C._dispatch_has_kernel_for_dispatch_key("actx::prelu", "CUDA")
+    variant = torch_release if has_cuda else "cpu"
+    label = "pt" + release.replace(".", "") + variant
+    assert torch_ext.__version__ == (ROOT / "VERSION").read_text().strip() + "+" + label
 
 
 def test_another_torch_is_a_clear_import_error():
