@@ -27,11 +27,15 @@
 #include <vector>
 
 #include "actx/actx.h"
+#include "autograd/node_ref.h"
 #include "shape.h"
 
 namespace actx {
 namespace {
 
+using autograd::new_node;
+using autograd::node_created;
+using autograd::NodeRef;
 using torch::autograd::SavedVariable;
 using torch::autograd::variable_list;
 // The scalar arguments a backward formula needs (a slope, a flag), in the order
@@ -426,7 +430,7 @@ class ActxNode final : public torch::autograd::TraceableFunction {
   variable_list unpack_saved() {
     variable_list tensors;
     for (const auto& s : saved_) {
-      tensors.push_back(s.unpack(shared_from_this()));
+      tensors.push_back(s.unpack(this->getptr()));
     }
     return tensors;
   }
@@ -440,12 +444,11 @@ class ActxNode final : public torch::autograd::TraceableFunction {
 // The node of a call whose differentiable inputs are `inputs`, or null when
 // none needs a gradient (the usual case in inference: no allocation then).
 template <class Formula, class... Inputs>
-std::shared_ptr<ActxNode<Formula>> make_node(const Inputs&... inputs) {
+NodeRef<ActxNode<Formula>> make_node(const Inputs&... inputs) {
   if (!torch::autograd::compute_requires_grad(inputs...)) {
     return nullptr;
   }
-  auto node = std::shared_ptr<ActxNode<Formula>>(
-      new ActxNode<Formula>(), torch::autograd::deleteNode);
+  auto node = new_node<ActxNode<Formula>>();
   node->set_next_edges(torch::autograd::collect_next_edges(inputs...));
   return node;
 }
@@ -522,6 +525,7 @@ std::tuple<at::Tensor, at::Tensor> leaky_relu_with_mask_autograd(
         {negative_slope, c10::IValue(result.sym_strides().vec())});
     node->save(mask);
     torch::autograd::set_history(result, node);
+    node_created(node);
   }
   set_leaky_relu_tangent(result, self, negative_slope);
   return {result, mask};
@@ -547,6 +551,7 @@ at::Tensor leaky_relu_autograd(
   }
   if (node) {
     torch::autograd::set_history(result, node);
+    node_created(node);
   }
   set_leaky_relu_tangent(result, self, negative_slope);
   return result;
@@ -572,7 +577,7 @@ at::Tensor& leaky_relu__autograd(
       negative_slope,
       ". Use the out-of-place actx::leaky_relu when the slope is negative.");
   torch::autograd::check_inplace(self, requires_grad);
-  auto node = requires_grad ? make_node<LeakyReluFormula>(self) : nullptr;
+  auto node = make_node<LeakyReluFormula>(self);
   // The new tangent comes from the input, before it is overwritten (so any
   // slope will do).
   const at::Tensor self_t = tangent_of(self);
@@ -590,6 +595,7 @@ at::Tensor& leaky_relu__autograd(
     torch::autograd::rebase_history(self, node);
     node->save_constants({negative_slope, /*self_is_result=*/true});
     node->save(self, /*is_output=*/true, /*is_inplace_on_view=*/self.is_view());
+    node_created(node);
   }
   if (new_t.defined()) {
     // An in-place op updates the tangent in place too (views of it see the
@@ -621,7 +627,7 @@ at::Tensor& leaky_relu__inplace_or_view(
 template <class Node, class Call>
 at::Tensor run_linear_in_grad(
     const at::Tensor& grad_output,
-    const std::shared_ptr<Node>& node,
+    const Node& node,
     Call call) {
   at::Tensor result;
   {
@@ -630,6 +636,7 @@ at::Tensor run_linear_in_grad(
   }
   if (node) {
     torch::autograd::set_history(result, node);
+    node_created(node);
   }
   if (const at::Tensor t = tangent_of(grad_output); t.defined()) {
     result._set_fw_grad(call(t, true), 0, false);
@@ -685,6 +692,7 @@ void record_prelu_with_bits(
     node->save(result, /*is_output=*/true);
     node->save(bits);
     node->save(weight);
+    node_created(node);
   }
 }
 
@@ -698,6 +706,7 @@ void record_prelu_with_input(
     node->save(self);
     node->save(weight);
     torch::autograd::set_history(result, node);
+    node_created(node);
   }
   set_prelu_tangent(result, self, weight);
 }
@@ -825,6 +834,7 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward_autograd(
   }
   if (node) {
     torch::autograd::set_history({grad_input, grad_weight}, node);
+    node_created(node);
   }
   const at::Tensor g_t = tangent_of(grad_output);
   const at::Tensor x_t = tangent_of(self);
@@ -896,6 +906,7 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward_from_bits_autograd(
   }
   if (node) {
     torch::autograd::set_history({grad_input, grad_weight}, node);
+    node_created(node);
   }
   const at::Tensor g_t = tangent_of(grad_output);
   const at::Tensor y_t = tangent_of(result);
