@@ -242,6 +242,47 @@ def test_double_backward_matches_torch():
             torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
+def reachable_nodes(*tensors):
+    """Every node of the autograd graph behind `tensors`."""
+    nodes, stack = [], [t.grad_fn for t in tensors]
+    while stack:
+        node = stack.pop()
+        if node is not None and not any(node is seen for seen in nodes):
+            nodes.append(node)
+            stack.extend(next_node for next_node, _ in node.next_functions)
+    return nodes
+
+
+@pytest.mark.skipif(
+    not hasattr(torch.autograd.graph, "node_creation_hook"), reason="node-creation hooks came with torch 2.14"
+)
+@pytest.mark.parametrize("masks", [True, False], ids=["bits", "inputs"])
+def test_node_creation_hooks_see_every_actx_node(masks):
+    x = torch.randn(2, 3, 4, 5, dtype=torch.float64, requires_grad=True)
+    w = torch.full((3,), 0.25, dtype=torch.float64, requires_grad=True)
+    seen = []
+
+    def hook(node):
+        # Fired once per node, when it is complete: edges wired, tensors saved.
+        assert not any(node is s for s in seen)
+        assert node.next_functions or node.name() == "torch::autograd::AccumulateGrad"
+        seen.append(node)
+
+    with torch_ext.backward_masks(masks), torch.autograd.graph.node_creation_hook(hook):
+        y = torch.ops.actx.prelu(x * 1, w)
+        z = torch.ops.actx.leaky_relu(y, 0.1)
+        torch.ops.actx.leaky_relu_(z, 0.2)
+        # Nodes made by the backward (double backward) fire too.
+        gx, gw = torch.autograd.grad(z.sum(), (x, w), create_graph=True)
+    graph = reachable_nodes(z, gx, gw)
+    names = {node.name() for node in graph}
+    assert any(name.startswith("actx::Prelu") for name in names), names
+    assert any(name.startswith("actx::LeakyRelu") for name in names), names
+    # Exactly the nodes of the graph, as for torch's own operators (which fire for AccumulateGrad
+    # too); the first leaky_relu's node was replaced by leaky_relu_'s.
+    assert all(any(node is s for s in seen) for node in graph), [n.name() for n in graph]
+
+
 def test_prelu_weight_gradient_does_not_depend_on_thread_count():
     g = generator(14)
     x = make_values((8, 16, 40, 40), torch.float32, g)
