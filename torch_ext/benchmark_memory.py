@@ -133,26 +133,31 @@ def measure(activation, dtype, device, compiled, repeats, shape):
 
 def run(threads_list, repeats, device, quick, compile_too):
     shape = (2, 32, 16, 16) if quick else (8, 32, 56, 56)
-    # Every compiled variant is compiled here, at the thread count it runs at, never served from an
-    # on-disk cache (a graph compiled for another thread count runs slower).
-    torch._inductor.config.force_disable_caches = True
     rows = []
-    for threads in threads_list if device == "cpu" else [torch.get_num_threads()]:
-        torch.set_num_threads(threads)
-        for compiled in [False, True] if compile_too else [False]:
-            for activation in ["leaky_relu", "prelu"]:
-                for dtype in [torch.float32, torch.bfloat16]:
-                    result = measure(activation, dtype, device, compiled, repeats, shape)
-                    rows.append(
-                        {
-                            "activation": activation,
-                            "dtype": str(dtype).replace("torch.", ""),
-                            "compiled": compiled,
-                            "threads": threads,
-                            "variants": result,
-                        }
-                    )
-                    print(markdown_row(rows[-1]), flush=True)
+    threads_before = torch.get_num_threads()
+    # Every compiled variant is compiled here, at the thread count it runs at, never served from an
+    # on-disk cache (a graph compiled for another thread count runs slower). The settings of the
+    # caller (the test suite calls this) are restored after.
+    with torch._inductor.config.patch(force_disable_caches=True):
+        try:
+            for threads in threads_list if device == "cpu" else [threads_before]:
+                torch.set_num_threads(threads)
+                for compiled in [False, True] if compile_too else [False]:
+                    for activation in ["leaky_relu", "prelu"]:
+                        for dtype in [torch.float32, torch.bfloat16]:
+                            result = measure(activation, dtype, device, compiled, repeats, shape)
+                            rows.append(
+                                {
+                                    "activation": activation,
+                                    "dtype": str(dtype).replace("torch.", ""),
+                                    "compiled": compiled,
+                                    "threads": threads,
+                                    "variants": result,
+                                }
+                            )
+                            print(markdown_row(rows[-1]), flush=True)
+        finally:
+            torch.set_num_threads(threads_before)
     return rows
 
 

@@ -387,13 +387,14 @@ def test_compiled_mask_operators_equal_eager(fused):
 def test_traced_graphs_keep_the_input():
     # Under torch.compile the autograd kernels keep the input and let Inductor's partitioner
     # decide what the compiled graph saves (docs/memory.md).
+    from functorch.compile import make_boxed_func
     from torch._dynamo.backends.common import aot_autograd
 
     graphs = []
 
     def keep(gm, inputs):
         graphs.append(gm.code)
-        return gm
+        return make_boxed_func(gm)
 
     torch._dynamo.reset()
     model = torch.nn.Sequential(torch.nn.Conv2d(4, 4, 3), torch_ext.nn.LeakyReLU(0.1), torch_ext.nn.PReLU(4))
