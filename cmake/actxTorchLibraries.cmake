@@ -1,5 +1,6 @@
 # actx_use_torch_cuda_libraries(): after find_package(Torch), makes the programs that link torch use
-# the CUDA libraries that torch itself brings, not the CUDA toolkit's.
+# the CUDA libraries that torch itself brings, not the CUDA toolkit's; sets ACTX_TORCH_CUDA_LIBRARY_DIRS
+# to their folders (empty where torch brings none), for the RPATH of a library that links them.
 #
 # PyPI's torch wheels carry their CUDA libraries (site-packages/nvidia/*/lib: cudart, NCCL, cuDNN,
 # cuBLAS, ...), which libtorch_cuda finds through its own RPATH. torch's CMake files name the
@@ -11,6 +12,7 @@
 # where torch does (-rpath-link, searched before any RPATH). Elsewhere (a torch without the wheel's
 # folders: LibTorch, conda, a CPU build) nothing changes.
 function(actx_use_torch_cuda_libraries)
+  set(ACTX_TORCH_CUDA_LIBRARY_DIRS "" PARENT_SCOPE)
   if(NOT TARGET torch OR NOT TORCH_INSTALL_PREFIX)
     return()
   endif()
@@ -18,6 +20,7 @@ function(actx_use_torch_cuda_libraries)
   if(NOT _dirs)
     return()
   endif()
+  set(ACTX_TORCH_CUDA_LIBRARY_DIRS "${_dirs}" PARENT_SCOPE)
   list(JOIN _dirs ":" _path)
   set_property(TARGET torch APPEND PROPERTY INTERFACE_LINK_OPTIONS "LINKER:-rpath-link,${_path}")
   file(GLOB _cudart "${TORCH_INSTALL_PREFIX}/../nvidia/*/lib/libcudart.so.*")
