@@ -139,14 +139,15 @@ lock:
 demo: build
 	$(PYTHON) -m torch_ext.demo
 
+# The benchmarks run against the in-place build (the checkout's torch_ext first on the path).
 bench: build
-	$(PYTHON) -m torch_ext.benchmark
+	PYTHONPATH=$(CURDIR) $(PYTHON) benchmarks/benchmark.py
 
 bench-compile: build
-	$(PYTHON) -m torch_ext.benchmark_compile
+	PYTHONPATH=$(CURDIR) $(PYTHON) benchmarks/benchmark_compile.py
 
 bench-memory: build
-	$(PYTHON) -m torch_ext.benchmark_memory --compile
+	PYTHONPATH=$(CURDIR) $(PYTHON) benchmarks/benchmark_memory.py --compile
 
 # The raw element loops per instruction set and dtype against memcpy (Google Benchmark).
 bench-kernels: build-cpp

@@ -15,6 +15,8 @@ PYTHON=${1:-python3}
 OUT=${OUT:-gpu_out}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
+# The benchmarks import the library built in place here.
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
 echo "== machine"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
@@ -50,7 +52,7 @@ tests_rc=$(( tests_rc | PIPESTATUS[0] ))
 
 if [ "${ACTX_COMPILE_BENCH:-0}" = 1 ]; then
   echo "== torch.compile benchmark on CUDA"
-  "$PYTHON" -m torch_ext.benchmark_compile --device cuda --repeats 7 --only PReLU --out "$OUT" \
+  "$PYTHON" benchmarks/benchmark_compile.py --device cuda --repeats 7 --only PReLU --out "$OUT" \
     > "$OUT/compile_bench.log" 2>&1 || echo "compile benchmark failed: rc=$?"
   sed -n '/^| model/,$p' "$OUT/compile_bench.log"
 fi
@@ -60,18 +62,18 @@ if [ "${ACTX_CPU_BENCH:-0}" = 1 ]; then
   grep -o -w -m1 -E 'avx512(f|bw|_bf16)' /proc/cpuinfo | sort -u | tr '\n' ' '; echo
   pin=""
   command -v taskset > /dev/null && pin="taskset -c 0,1"
-  $pin "$PYTHON" -m torch_ext.benchmark --threads 1,2 --repeats 5 --seconds 0.02 --out "$OUT/cpu" \
+  $pin "$PYTHON" benchmarks/benchmark.py --threads 1,2 --repeats 5 --seconds 0.02 --out "$OUT/cpu" \
     > "$OUT/cpu_bench.log" 2>&1 || echo "CPU benchmark failed: rc=$?"
   sed -n '1p;/^| case/,$p' "$OUT/cpu_bench.log"
 fi
 
 echo "== training memory on CUDA (saved bytes, peak allocation, step time)"
-"$PYTHON" -m torch_ext.benchmark_memory --device cuda --repeats 9 --out "$OUT" > "$OUT/memory_bench.log" 2>&1 \
+"$PYTHON" benchmarks/benchmark_memory.py --device cuda --repeats 9 --out "$OUT" > "$OUT/memory_bench.log" 2>&1 \
   || echo "memory benchmark failed: rc=$?"
 sed -n '/^| activation/,$p' "$OUT/memory_bench.log"
 
 echo "== CUDA benchmark"
-"$PYTHON" -m torch_ext.benchmark --device cuda --repeats 5 --seconds 0.02 --out "$OUT" > "$OUT/bench.log" 2>&1
+"$PYTHON" benchmarks/benchmark.py --device cuda --repeats 5 --seconds 0.02 --out "$OUT" > "$OUT/bench.log" 2>&1
 bench_rc=$?
 # Every case's line, then the two tables (wall time through autograd; GPU time of the operators).
 grep -v "^|" "$OUT/bench.log" | sed -n '1,/^$/p'

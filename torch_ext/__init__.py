@@ -59,21 +59,19 @@ inductor._install()
 
 
 def backward_masks_enabled() -> bool:
-    """Whether autograd keeps a one-bit sign mask per element for the backward of leaky_relu and
-    prelu (True, the default) instead of their input, as torch does (False; also when
-    ACTX_BACKWARD_MASKS=0 is set before actx loads). docs/memory.md says what each keeps."""
+    """Whether autograd keeps less than the input for the backward of leaky_relu and prelu (True,
+    the default: leaky_relu's output; prelu's output and one bit per element) or their input, as
+    torch does (False; also when ACTX_BACKWARD_MASKS=0 is set before actx loads). docs/memory.md
+    says what each keeps. Compiled functions are not affected: Inductor chooses what they keep."""
     return torch.ops.actx._backward_masks()
 
 
 def set_backward_masks(enabled: bool) -> bool:
     """Chooses what autograd keeps for the calls made from now on (see backward_masks_enabled);
-    returns the setting before. A function compiled before keeps its graph until
-    torch._dynamo.reset()."""
+    returns the setting before."""
     if not isinstance(enabled, bool):
         raise TypeError(f"actx: set_backward_masks expected `enabled` to be a bool, got {type(enabled).__name__}")
-    before = torch.ops.actx._set_backward_masks(enabled)
-    inductor._tag_caches()
-    return before
+    return torch.ops.actx._set_backward_masks(enabled)
 
 
 @contextlib.contextmanager

@@ -85,78 +85,20 @@ def _prelu(self: Tensor, weight: Tensor) -> Tensor:
     return torch.where(self > 0, self, (_slope_view(self, weight) * self).to(self.dtype))
 
 
-def _prelu_grads(grad_output: Tensor, positive: Tensor, term: Tensor, weight: Tensor):
-    """grad_input, and the sums of grad * term where not positive over the dims the weight does
-    not vary along (in the slope view's shape), accumulated in float (double for float64) as actx's
-    kernels do; with the accumulation dtype and the slope view."""
-    slope = _slope_view(term, weight)
+def _prelu_backward(grad_output: Tensor, self: Tensor, weight: Tensor):
+    # grad_input, and dL/dw: the sums of grad * x where x <= 0 over the dims the weight does not
+    # vary along, accumulated in float (double for float64) as actx's kernels do.
+    slope = _slope_view(self, weight)
+    positive = self > 0
     grad_input = torch.where(positive, grad_output, (slope * grad_output).to(grad_output.dtype))
-    accumulate = torch.float64 if term.dtype == torch.float64 else torch.float32
-    terms = torch.where(positive, 0.0, grad_output.to(accumulate) * term.to(accumulate))
+    accumulate = torch.float64 if self.dtype == torch.float64 else torch.float32
+    terms = torch.where(positive, 0.0, grad_output.to(accumulate) * self.to(accumulate))
     # The slope view broadcasts right-aligned: the dims where it has size 1 are summed away.
-    aligned = [1] * (term.dim() - slope.dim()) + list(slope.shape)
-    dims = [d for d in range(term.dim()) if aligned[d] == 1]
+    aligned = [1] * (self.dim() - slope.dim()) + list(slope.shape)
+    dims = [d for d in range(self.dim()) if aligned[d] == 1]
     if dims:
         terms = terms.sum(dims, keepdim=True)
-    return grad_input, terms.reshape(slope.shape), slope.to(accumulate)
-
-
-def _prelu_backward(grad_output: Tensor, self: Tensor, weight: Tensor):
-    # dL/dw: the sum of grad * x where x <= 0.
-    grad_input, sums, _ = _prelu_grads(grad_output, self > 0, self, weight)
-    return grad_input, sums.reshape(weight.shape).to(weight.dtype)
-
-
-# ---- Sign masks: one bit per element, in the memory order of the output -----------------------------
-# Bit k (bit k % 8 of byte k // 8) is set where the element at offset k of the dense output had
-# x > 0. The output's layout is empty_like's (the Meta kernel's, which the autograd kernels record).
-
-
-def _memory_order(strides) -> list[int]:
-    """The dims outermost first (a stable sort by stride, as the C++ memory_order)."""
-    return sorted(range(len(strides)), key=lambda d: -strides[d])
-
-
-def _pack_mask(positive: Tensor, strides) -> Tensor:
-    flat = positive.permute(_memory_order(strides)).reshape(-1).to(torch.uint8)
-    bits = torch.nn.functional.pad(flat, (0, (8 - flat.numel() % 8) % 8)).view(-1, 8)
-    # Eight strided columns or-ed together: one pointwise kernel. (A sum over the last dim is the
-    # same bits, but Inductor's CPU code for that small reduction ran 25x slower.)
-    byte = bits[:, 0]
-    for k in range(1, 8):
-        byte = byte | (bits[:, k] << k)
-    return byte
-
-
-def _unpack_mask(mask: Tensor, sizes, strides) -> Tensor:
-    # Bit k belongs to the element at offset k of the dense output: the flat bits viewed with the
-    # output's own sizes and strides (as unpack_mask_reference does in C++).
-    bits = (mask.unsqueeze(1) >> torch.arange(8, dtype=torch.uint8, device=mask.device)) & 1
-    return bits.reshape(-1).to(torch.bool).as_strided(sizes, strides)
-
-
-def _output_strides(self: Tensor):
-    return torch.empty_like(self, memory_format=torch.preserve_format).stride()
-
-
-def _leaky_relu_with_mask(self: Tensor, negative_slope=0.01):
-    return _leaky_relu(self, negative_slope), _pack_mask(self > 0, _output_strides(self))
-
-
-def _leaky_relu_backward_from_mask(grad_output: Tensor, mask: Tensor, negative_slope, stride):
-    positive = _unpack_mask(mask, grad_output.shape, stride)
-    return torch.where(positive, grad_output, grad_output * negative_slope)
-
-
-def _prelu_with_mask(self: Tensor, weight: Tensor):
-    return _prelu(self, weight), _pack_mask(self > 0, _output_strides(self))
-
-
-def _prelu_backward_from_mask(grad_output: Tensor, mask: Tensor, result: Tensor, weight: Tensor):
-    # result = weight * x where x <= 0: the sum of grad * result, divided by the weight.
-    positive = _unpack_mask(mask, result.shape, _output_strides(result))
-    grad_input, sums, slope = _prelu_grads(grad_output, positive, result, weight)
-    return grad_input, (sums / slope).reshape(weight.shape).to(weight.dtype)
+    return grad_input, terms.reshape(weight.shape).to(weight.dtype)
 
 
 DECOMPOSITIONS: dict[torch._ops.OpOverload, Callable] = {
@@ -165,11 +107,9 @@ DECOMPOSITIONS: dict[torch._ops.OpOverload, Callable] = {
     actx.leaky_relu_backward.default: _leaky_relu_backward,
     actx.prelu.default: _prelu,
     actx.prelu_backward.default: _prelu_backward,
-    actx.leaky_relu_with_mask.default: _leaky_relu_with_mask,
-    actx.leaky_relu_backward_from_mask.default: _leaky_relu_backward_from_mask,
-    actx.prelu_with_mask.default: _prelu_with_mask,
-    actx.prelu_backward_from_mask.default: _prelu_backward_from_mask,
 }
+# actx's private operators (what prelu's autograd kernel keeps for the backward) have no entry: a
+# traced call keeps its input (docs/memory.md), so no compiled graph holds them.
 
 
 # ---- The switch -----------------------------------------------------------------------------------
@@ -227,8 +167,7 @@ def _tag_caches() -> None:
     current = compiler_config.cache_key_tag
     if _applied_tag and current.endswith(_applied_tag):
         current = current[: -len(_applied_tag)]
-    masks = "masks" if torch.ops.actx._backward_masks() else "inputs"
-    _applied_tag = f"[actx {_FINGERPRINT} {'fused' if _fusion else 'opaque'} {masks}]"
+    _applied_tag = f"[actx {_FINGERPRINT} {'fused' if _fusion else 'opaque'}]"
     compiler_config.cache_key_tag = current + _applied_tag
 
 

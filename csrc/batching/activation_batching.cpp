@@ -27,9 +27,12 @@
 
 #include <optional>
 #include <tuple>
+#include <type_traits>
+#include <vector>
 
 #include "actx/actx.h"
-#include "shape.h"
+#include "checks.h"
+#include "private_ops.h"
 
 namespace actx {
 namespace {
@@ -202,266 +205,117 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward_batched(
           scope.level)};
 }
 
-// ---- The operators with sign masks ----
-// A batched mask is (batch, bytes per sample): each sample's bits start on a
-// whole byte. One call on the physical tensors gives that when the batch dim
-// is outermost in memory and a sample has a multiple of 8 elements; otherwise
-// the rule calls the operator once per sample.
+// ---- The private operators ----
+// A vmapped program meets only their backward operators, and only with a
+// batched grad_output (torch.autograd.grad(..., is_grads_batched=True), which
+// jacobians and gradcheck's batched checks use): the autograd kernels keep the
+// input under functorch's transforms, so the bits, output and weight a node
+// keeps come from a call outside vmap. One call per sample then, each reading
+// the same bits; the node's formula has laid the gradient out as the forward's
+// output, so each sample's slice is too.
 
-// The number of elements of one sample.
-int64_t sample_numel(const at::Tensor& logical) {
-  return logical.sym_numel().guard_int(__FILE__, __LINE__);
+bool is_batched(const at::Tensor& t, int64_t level) {
+  return isBatchedAtLevel(t, level);
+}
+bool is_batched(const c10::Scalar&, int64_t) {
+  return false;
 }
 
-// Whether `physical` (batch in front) is dense with the batch dim outermost,
-// so that each sample is one dense run of memory.
-bool is_batch_outermost(const at::Tensor& physical) {
-  return physical.is_non_overlapping_and_dense() &&
-      (physical.size(0) <= 1 ||
-       physical.stride(0) * physical.size(0) == physical.numel());
-}
-
-// `physical` laid out that way: itself when it already is.
-at::Tensor batch_outermost(const at::Tensor& physical) {
-  return is_batch_outermost(physical) ? physical : physical.contiguous();
-}
-
-// Bytes of one sample's mask.
-int64_t sample_mask_bytes(int64_t sample_numel) {
-  return mask_bytes(sample_numel).expect_int();
-}
-
-// Sample b of `t` at `level`: its slice when batched there, else t itself.
-at::Tensor sample(const at::Tensor& t, int64_t level, int64_t b) {
-  auto [value, bdim] = unwrapTensorAtLevel(t, level);
-  return bdim ? value.select(*bdim, b) : value;
-}
-
-// A forward operator with mask called once per sample of `x` (physical, batch
-// in front): call(b) gives sample b's output and mask.
-template <class Call>
-std::tuple<at::Tensor, at::Tensor> per_sample_with_mask(
-    const at::Tensor& x,
-    int64_t sample_numel,
-    int64_t level,
-    Call call) {
-  const int64_t batch = x.size(0);
-  at::Tensor out = at::empty_like(x);
-  at::Tensor mask = at::empty(
-      {batch, sample_mask_bytes(sample_numel)}, x.options().dtype(at::kByte));
-  for (int64_t b = 0; b < batch; ++b) {
-    auto [out_b, mask_b] = call(b);
-    out[b].copy_(out_b);
-    mask[b].copy_(mask_b);
-  }
-  return {makeBatched(out, 0, level), makeBatched(mask, 0, level)};
-}
-
-std::tuple<at::Tensor, at::Tensor> leaky_relu_with_mask_batched(
-    const at::Tensor& self,
-    const at::Scalar& negative_slope) {
+template <class Op, class... Rest>
+auto private_backward_batched(
+    Op op,
+    const char* name,
+    const at::Tensor& grad_output,
+    const Rest&... rest) {
   const BatchRuleScope scope;
-  if (!isBatchedAtLevel(self, scope.level)) {
-    return actx::leaky_relu_with_mask(self, negative_slope);
+  const int64_t level = scope.level;
+  TORCH_CHECK(
+      !(is_batched(rest, level) || ...),
+      "actx::",
+      name,
+      ": under vmap only `grad_output` may be batched (this private operator is "
+      "called by the backward of an operator computed outside vmap)");
+  using Result = decltype(op(grad_output, rest...));
+  if (!isBatchedAtLevel(grad_output, level)) {
+    return op(grad_output, rest...);
   }
-  const int64_t batch =
-      batch_size({&self}, scope.level).guard_int(__FILE__, __LINE__);
-  const int64_t n = sample_numel(self);
-  const at::Tensor x =
-      batch_outermost(batch_in_front(self, scope.level, batch));
-  if (n % 8 == 0 || batch == 0) {
-    auto [out, mask] = actx::leaky_relu_with_mask(x, negative_slope);
-    return {
-        makeBatched(out, 0, scope.level),
-        makeBatched(mask.view({batch, sample_mask_bytes(n)}), 0, scope.level)};
+  auto [g, bdim] = unwrapTensorAtLevel(grad_output, level);
+  std::vector<Result> samples;
+  for (int64_t b = 0; b < g.size(*bdim); ++b) {
+    samples.push_back(op(g.select(*bdim, b), rest...));
   }
-  return per_sample_with_mask(x, n, scope.level, [&](int64_t b) {
-    return actx::leaky_relu_with_mask(x[b], negative_slope);
-  });
+  auto stacked = [&](auto get) {
+    std::vector<at::Tensor> parts;
+    for (const auto& sample : samples) {
+      parts.push_back(get(sample));
+    }
+    return makeBatched(at::stack(parts), 0, level);
+  };
+  if constexpr (std::is_same_v<Result, at::Tensor>) {
+    return stacked([](const at::Tensor& t) { return t; });
+  } else {
+    return Result{
+        stacked([](const Result& r) { return std::get<0>(r); }),
+        stacked([](const Result& r) { return std::get<1>(r); })};
+  }
 }
 
 at::Tensor leaky_relu_backward_from_mask_batched(
     const at::Tensor& grad_output,
     const at::Tensor& mask,
-    const at::Scalar& negative_slope,
-    c10::SymIntArrayRef stride) {
-  const BatchRuleScope scope;
-  if (!isBatchedAtLevel(grad_output, scope.level) &&
-      !isBatchedAtLevel(mask, scope.level)) {
-    return actx::leaky_relu_backward_from_mask(
-        grad_output, mask, negative_slope, stride);
-  }
-  const int64_t batch = batch_size({&grad_output, &mask}, scope.level)
-                            .guard_int(__FILE__, __LINE__);
-  const int64_t n = sample_numel(grad_output);
-  const at::Tensor g = batch_in_front(grad_output, scope.level, batch);
-  if (n % 8 == 0 || batch == 0) {
-    // Sample b's bits are bytes [b n / 8, (b + 1) n / 8) of the flat mask,
-    // and its elements the same run of a result strided (n, *stride).
-    c10::SymDimVector strides{n};
-    strides.append(stride.begin(), stride.end());
-    const at::Tensor masks =
-        batch_in_front(mask, scope.level, batch).contiguous().view({-1});
-    return makeBatched(
-        actx::leaky_relu_backward_from_mask(g, masks, negative_slope, strides),
-        0,
-        scope.level);
-  }
-  at::Tensor result = at::empty_like(g, at::MemoryFormat::Contiguous);
-  for (int64_t b = 0; b < batch; ++b) {
-    result[b].copy_(actx::leaky_relu_backward_from_mask(
-        g[b], sample(mask, scope.level, b), negative_slope, stride));
-  }
-  return makeBatched(result, 0, scope.level);
+    const at::Scalar& negative_slope) {
+  return private_backward_batched(
+      &internal::leaky_relu_backward_from_mask,
+      "_leaky_relu_backward_from_mask",
+      grad_output,
+      mask,
+      negative_slope);
 }
 
-std::tuple<at::Tensor, at::Tensor> prelu_with_mask_batched(
-    const at::Tensor& self,
-    const at::Tensor& weight) {
-  const BatchRuleScope scope;
-  if (!isBatchedAtLevel(self, scope.level) &&
-      !isBatchedAtLevel(weight, scope.level)) {
-    return actx::prelu_with_mask(self, weight);
-  }
-  const int64_t batch =
-      batch_size({&self, &weight}, scope.level).guard_int(__FILE__, __LINE__);
-  const int64_t n = sample_numel(self);
-  const at::Tensor x =
-      batch_outermost(batch_in_front(self, scope.level, batch));
-  if ((n % 8 == 0 && self.dim() > 0) || batch == 0) {
-    const at::Tensor w = physical_weight(
-        self,
-        weight,
-        scope.level,
-        batch,
-        /*per_sample=*/false,
-        "prelu_with_mask");
-    auto [out, mask] = actx::prelu_with_mask(x, w);
-    return {
-        makeBatched(out, 0, scope.level),
-        makeBatched(mask.view({batch, sample_mask_bytes(n)}), 0, scope.level)};
-  }
-  return per_sample_with_mask(x, n, scope.level, [&](int64_t b) {
-    return actx::prelu_with_mask(x[b], sample(weight, scope.level, b));
-  });
-}
-
-// prelu's forward keeping parity bits, one call per sample: each sample's
-// `recoverable` is its own.
-std::tuple<at::Tensor, at::Tensor, at::Tensor> prelu_with_parity_batched(
-    const at::Tensor& self,
-    const at::Tensor& weight) {
-  const BatchRuleScope scope;
-  if (!isBatchedAtLevel(self, scope.level) &&
-      !isBatchedAtLevel(weight, scope.level)) {
-    return actx::prelu_with_parity(self, weight);
-  }
-  const int64_t batch =
-      batch_size({&self, &weight}, scope.level).guard_int(__FILE__, __LINE__);
-  const int64_t n = sample_numel(self);
-  const at::Tensor x =
-      batch_outermost(batch_in_front(self, scope.level, batch));
-  at::Tensor recoverable = at::empty({batch}, x.options().dtype(at::kBool));
-  auto [out, parity] = per_sample_with_mask(x, n, scope.level, [&](int64_t b) {
-    auto [out_b, parity_b, recoverable_b] =
-        actx::prelu_with_parity(x[b], sample(weight, scope.level, b));
-    recoverable[b].copy_(recoverable_b);
-    return std::make_tuple(out_b, parity_b);
-  });
-  return {out, parity, makeBatched(recoverable, 0, scope.level)};
-}
-
-using PreluBackwardFromBits = std::tuple<at::Tensor, at::Tensor> (*)(
-    const at::Tensor&,
-    const at::Tensor&,
-    const at::Tensor&,
-    const at::Tensor&);
-constexpr char kFromMask[] = "prelu_backward_from_mask";
-constexpr char kFromParity[] = "prelu_backward_from_parity";
-
-// prelu_backward_from_mask and prelu_backward_from_parity (kOp, named kName):
-// one call when every sample's result is a dense run of the physical result,
-// its bits a run of whole bytes of the mask; else one call per sample.
-template <PreluBackwardFromBits kOp, const char* kName>
-std::tuple<at::Tensor, at::Tensor> prelu_backward_from_bits_batched(
+std::tuple<at::Tensor, at::Tensor> prelu_backward_from_mask_batched(
     const at::Tensor& grad_output,
     const at::Tensor& mask,
     const at::Tensor& result,
     const at::Tensor& weight) {
-  const BatchRuleScope scope;
-  const int64_t level = scope.level;
-  if (!isBatchedAtLevel(grad_output, level) && !isBatchedAtLevel(mask, level) &&
-      !isBatchedAtLevel(result, level) && !isBatchedAtLevel(weight, level)) {
-    return kOp(grad_output, mask, result, weight);
-  }
-  const int64_t batch =
-      batch_size({&grad_output, &mask, &result, &weight}, level)
-          .guard_int(__FILE__, __LINE__);
-  const int64_t n = sample_numel(result);
-  if (isBatchedAtLevel(result, level) && isBatchedAtLevel(mask, level) &&
-      n % 8 == 0 && result.dim() > 0) {
-    const at::Tensor y = batch_in_front(result, level, batch);
-    if (is_batch_outermost(y)) {
-      const at::Tensor w = physical_weight(
-          result,
-          weight,
-          level,
-          batch,
-          /*per_sample=*/true,
-          kName);
-      auto [grad_input, grad_weight] =
-          kOp(batch_in_front(grad_output, level, batch),
-              batch_in_front(mask, level, batch).contiguous().view({-1}),
-              y,
-              w);
-      return {
-          makeBatched(grad_input, 0, level),
-          makeBatched(
-              grad_weight.reshape_symint(
-                  with_leading(batch, weight.sym_sizes())),
-              0,
-              level)};
-    }
-  }
-  std::vector<at::Tensor> grad_inputs;
-  std::vector<at::Tensor> grad_weights;
-  for (int64_t b = 0; b < batch; ++b) {
-    auto [grad_input, grad_weight] =
-        kOp(sample(grad_output, level, b),
-            sample(mask, level, b),
-            sample(result, level, b),
-            sample(weight, level, b));
-    grad_inputs.push_back(grad_input);
-    grad_weights.push_back(grad_weight);
-  }
-  return {
-      makeBatched(at::stack(grad_inputs), 0, level),
-      makeBatched(at::stack(grad_weights), 0, level)};
+  return private_backward_batched(
+      &internal::prelu_backward_from_mask,
+      "_prelu_backward_from_mask",
+      grad_output,
+      mask,
+      result,
+      weight);
+}
+
+std::tuple<at::Tensor, at::Tensor> prelu_backward_from_parity_batched(
+    const at::Tensor& grad_output,
+    const at::Tensor& parity,
+    const at::Tensor& result,
+    const at::Tensor& weight) {
+  return private_backward_batched(
+      &internal::prelu_backward_from_parity,
+      "_prelu_backward_from_parity",
+      grad_output,
+      parity,
+      result,
+      weight);
 }
 
 } // namespace
 } // namespace actx
 
 TORCH_LIBRARY_IMPL(actx, FuncTorchBatched, m) {
-  m.impl("leaky_relu_with_mask", TORCH_FN(actx::leaky_relu_with_mask_batched));
-  m.impl(
-      "leaky_relu_backward_from_mask",
-      TORCH_FN(actx::leaky_relu_backward_from_mask_batched));
-  m.impl("prelu_with_mask", TORCH_FN(actx::prelu_with_mask_batched));
-  m.impl(
-      "prelu_backward_from_mask",
-      TORCH_FN((actx::prelu_backward_from_bits_batched<
-                &actx::prelu_backward_from_mask,
-                actx::kFromMask>)));
-  m.impl("prelu_with_parity", TORCH_FN(actx::prelu_with_parity_batched));
-  m.impl(
-      "prelu_backward_from_parity",
-      TORCH_FN((actx::prelu_backward_from_bits_batched<
-                &actx::prelu_backward_from_parity,
-                actx::kFromParity>)));
   m.impl("leaky_relu", TORCH_FN(actx::leaky_relu_batched));
   m.impl("leaky_relu_", TORCH_FN(actx::leaky_relu__batched));
   m.impl("leaky_relu_backward", TORCH_FN(actx::leaky_relu_backward_batched));
   m.impl("prelu", TORCH_FN(actx::prelu_batched));
   m.impl("prelu_backward", TORCH_FN(actx::prelu_backward_batched));
+  m.impl(
+      "_leaky_relu_backward_from_mask",
+      TORCH_FN(actx::leaky_relu_backward_from_mask_batched));
+  m.impl(
+      "_prelu_backward_from_mask",
+      TORCH_FN(actx::prelu_backward_from_mask_batched));
+  m.impl(
+      "_prelu_backward_from_parity",
+      TORCH_FN(actx::prelu_backward_from_parity_batched));
 }

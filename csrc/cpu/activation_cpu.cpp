@@ -12,8 +12,8 @@
 #include <limits>
 #include <vector>
 
-#include "activation_ops.h"
 #include "cpu/capability.h"
+#include "operators.h"
 
 namespace actx {
 namespace cpu {
@@ -73,28 +73,33 @@ acc_t canonical(acc_t w) {
 // converted on the way.
 template <class scalar_t, class acc_t>
 const acc_t* weights_as_compute_type(
-    const ElementwiseCall& call,
+    const Slopes& slopes,
+    const at::Tensor& x,
     std::vector<acc_t>& converted) {
-  if (holds_compute_type(call.weight, call.out)) {
-    return call.weight.const_data_ptr<acc_t>();
+  if (holds_compute_type(slopes.weight, x)) {
+    return slopes.weight.const_data_ptr<acc_t>();
   }
-  const scalar_t* w = call.weight.const_data_ptr<scalar_t>();
-  converted.assign(w, w + call.channels);
+  const scalar_t* w = slopes.weight.const_data_ptr<scalar_t>();
+  converted.assign(w, w + slopes.channels);
   return converted.data();
 }
 
+// x: a tensor of the call's input dtype.
 template <class scalar_t, class acc_t>
-void prepare_weights(const ElementwiseCall& call, LoopWeights<acc_t>& lw) {
-  if (!call.weight.defined()) {
-    lw.slope = canonical(call.slope.to<acc_t>());
+void prepare_weights(
+    const Slopes& slopes,
+    const at::Tensor& x,
+    LoopWeights<acc_t>& lw) {
+  if (!slopes.weight.defined()) {
+    lw.slope = canonical(slopes.scalar.to<acc_t>());
     lw.data = &lw.slope;
     lw.channels = 1;
-    lw.inner = call.inner;
+    lw.inner = slopes.inner;
     return;
   }
-  const acc_t* w = weights_as_compute_type<scalar_t>(call, lw.owned);
-  const int64_t channels = call.channels;
-  const int64_t inner = call.inner;
+  const acc_t* w = weights_as_compute_type<scalar_t>(slopes, x, lw.owned);
+  const int64_t channels = slopes.channels;
+  const int64_t inner = slopes.inner;
   const int64_t period = channels * inner;
   const bool short_runs = inner > 1 ? inner < kMinRun : channels < kMinPeriod;
   lw.expanded = short_runs && period <= kMaxExpandedWeights;
@@ -130,9 +135,9 @@ void prepare_weights(const ElementwiseCall& call, LoopWeights<acc_t>& lw) {
 // its dtype.
 template <class scalar_t, class acc_t>
 void store_weight_grad(
-    const ElementwiseCall& call,
+    const BackwardCall& call,
     const std::vector<acc_t>& values) {
-  if (holds_compute_type(call.grad_weight, call.out)) {
+  if (holds_compute_type(call.grad_weight, call.grad_input)) {
     std::copy(values.begin(), values.end(), call.grad_weight.data_ptr<acc_t>());
   } else {
     std::transform(
@@ -154,26 +159,25 @@ const BitKernels<T>& bit_kernels(bool parity) {
 }
 
 struct CpuBackend {
-  static constexpr bool kComputes = true;
-  static constexpr bool kMaskKernels = true;
+  static constexpr bool kBitKernels = true;
 
-  static void forward(const ElementwiseCall& call) {
+  static void forward(const ForwardCall& call) {
     AT_DISPATCH_FLOATING_TYPES_AND2(
         at::kHalf,
         at::kBFloat16,
-        call.self.scalar_type(),
+        call.x.scalar_type(),
         "actx_cpu_forward",
         [&] {
           using T = typename StorageOf<scalar_t>::type;
           using acc_t = compute_t<T>;
           LoopWeights<acc_t> lw;
-          prepare_weights<scalar_t>(call, lw);
+          prepare_weights<scalar_t>(call.slopes, call.x, lw);
           const auto* x =
-              reinterpret_cast<const T*>(call.self.const_data_ptr<scalar_t>());
-          auto* out = reinterpret_cast<T*>(call.out.data_ptr<scalar_t>());
-          const auto& kernels = kernels_for<T>(active_kernels());
-          const int64_t n = call.out.numel();
-          if (!call.mask.defined() && !call.parity.defined()) {
+              reinterpret_cast<const T*>(call.x.const_data_ptr<scalar_t>());
+          auto* out = reinterpret_cast<T*>(call.y.data_ptr<scalar_t>());
+          const int64_t n = call.y.numel();
+          if (call.bits == Bits::kNone) {
+            const auto& kernels = kernels_for<T>(active_kernels());
             at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
               kernels.forward(
                   x, lw.data, out, Span{lw.channels, lw.inner, begin, end});
@@ -182,10 +186,9 @@ struct CpuBackend {
           }
           // The loop writes the mask (or parity bits) from the element it
           // holds anyway; chunks start on whole bytes.
-          const bool parity = call.parity.defined();
+          const bool parity = call.bits == Bits::kParity;
           const BitKernels<T>& kernels_with_bits = bit_kernels<T>(parity);
-          uint8_t* bits =
-              (parity ? call.parity : call.mask).data_ptr<uint8_t>();
+          uint8_t* bits = call.bits_out.data_ptr<uint8_t>();
           std::atomic<bool> recoverable{true};
           at::parallel_for(
               0, ceil_div(n, 8), kGrain / 8, [&](int64_t first, int64_t last) {
@@ -200,9 +203,10 @@ struct CpuBackend {
             // x > 0, and a NaN quotient for a NaN x.
             // The call's own weights: lw may hold them expanded many times.
             std::vector<acc_t> converted;
-            const acc_t* w = weights_as_compute_type<scalar_t>(call, converted);
+            const acc_t* w = weights_as_compute_type<scalar_t>(
+                call.slopes, call.x, converted);
             const bool weights_positive =
-                std::all_of(w, w + call.channels, [](acc_t v) {
+                std::all_of(w, w + call.slopes.channels, [](acc_t v) {
                   return v > 0 && std::isfinite(v);
                 });
             call.recoverable.fill_(weights_positive && recoverable.load());
@@ -210,11 +214,7 @@ struct CpuBackend {
         });
   }
 
-  // grad_input, and the prelu weight gradient when call.grad_weight is
-  // defined. The sign comes from call.mask when it is defined (call.self is
-  // then the prelu output, or undefined); x from call.self, or from the prelu
-  // output call.self and call.parity.
-  static void backward(const ElementwiseCall& call) {
+  static void backward(const BackwardCall& call) {
     AT_DISPATCH_FLOATING_TYPES_AND2(
         at::kHalf,
         at::kBFloat16,
@@ -224,29 +224,32 @@ struct CpuBackend {
           using T = typename StorageOf<scalar_t>::type;
           using acc_t = compute_t<T>;
           LoopWeights<acc_t> lw;
-          prepare_weights<scalar_t>(call, lw);
+          prepare_weights<scalar_t>(call.slopes, call.grad_output, lw);
           const auto* g = reinterpret_cast<const T*>(
               call.grad_output.const_data_ptr<scalar_t>());
-          const auto* x = call.self.defined()
-              ? reinterpret_cast<const T*>(call.self.const_data_ptr<scalar_t>())
+          auto* gx = reinterpret_cast<T*>(call.grad_input.data_ptr<scalar_t>());
+          const bool from_bits = call.source != Bits::kNone;
+          const bool from_mask = call.source == Bits::kSign;
+          // x itself, or the prelu output that stands in for it (none for
+          // leaky_relu from a mask).
+          const at::Tensor& values = from_bits ? call.y : call.x;
+          const auto* x = values.defined()
+              ? reinterpret_cast<const T*>(values.const_data_ptr<scalar_t>())
               : nullptr;
-          auto* gx = reinterpret_cast<T*>(call.out.data_ptr<scalar_t>());
-          const uint8_t* mask = call.mask.defined()
-              ? call.mask.const_data_ptr<uint8_t>()
-              : nullptr;
-          const bool parity = call.parity.defined();
-          const BitKernels<T>& kernels_with_bits = bit_kernels<T>(parity);
           const uint8_t* bits =
-              parity ? call.parity.const_data_ptr<uint8_t>() : mask;
+              from_bits ? call.bits.const_data_ptr<uint8_t>() : nullptr;
           const auto& kernels = kernels_for<T>(active_kernels());
+          const BitKernels<T>* kernels_with_bits = from_bits
+              ? &bit_kernels<T>(call.source == Bits::kParity)
+              : nullptr;
           auto run = [&](acc_t* gw, Span span) {
-            if (bits != nullptr) {
-              kernels_with_bits.backward(g, bits, x, lw.data, gx, gw, span);
+            if (from_bits) {
+              kernels_with_bits->backward(g, bits, x, lw.data, gx, gw, span);
             } else {
               kernels.backward(g, x, lw.data, gx, gw, span);
             }
           };
-          const int64_t n = call.out.numel();
+          const int64_t n = call.grad_input.numel();
           if (!call.grad_weight.defined()) {
             at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
               run(nullptr, Span{lw.channels, lw.inner, begin, end});
@@ -275,30 +278,32 @@ struct CpuBackend {
                       std::min(n, (k + 1) * chunk)});
             }
           });
+          const int64_t channels = call.slopes.channels;
+          const int64_t inner = call.slopes.inner;
           std::vector<acc_t> grad_weight(
-              static_cast<size_t>(call.channels), acc_t(0));
+              static_cast<size_t>(channels), acc_t(0));
           // From a mask the sums are of grad * result = weight * (grad * x):
           // each channel's is divided by its weight, in double.
           std::vector<double> of_result(
-              mask != nullptr ? static_cast<size_t>(call.channels) : 0, 0.0);
+              from_mask ? static_cast<size_t>(channels) : 0, 0.0);
           for (int64_t j = 0; j < period; ++j) {
             double sum = 0;
             for (int64_t k = 0; k < chunks; ++k) {
               sum += partials[k * period + j];
             }
             // Expanded weights fold back onto their channel.
-            const int64_t channel =
-                lw.expanded ? (j / call.inner) % call.channels : j;
-            if (mask != nullptr) {
+            const int64_t channel = lw.expanded ? (j / inner) % channels : j;
+            if (from_mask) {
               of_result[channel] += sum;
             } else {
               grad_weight[channel] += static_cast<acc_t>(sum);
             }
           }
-          if (mask != nullptr) {
+          if (from_mask) {
             std::vector<acc_t> converted;
-            const acc_t* w = weights_as_compute_type<scalar_t>(call, converted);
-            for (int64_t c = 0; c < call.channels; ++c) {
+            const acc_t* w = weights_as_compute_type<scalar_t>(
+                call.slopes, call.grad_output, converted);
+            for (int64_t c = 0; c < channels; ++c) {
               grad_weight[c] =
                   static_cast<acc_t>(of_result[c] / static_cast<double>(w[c]));
             }
@@ -313,5 +318,5 @@ struct CpuBackend {
 } // namespace actx
 
 TORCH_LIBRARY_IMPL(actx, CPU, m) {
-  actx::register_backend<actx::cpu::CpuBackend>(m);
+  actx::register_operators<actx::cpu::CpuBackend>(m);
 }

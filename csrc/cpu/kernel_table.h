@@ -76,9 +76,9 @@ struct BitKernels {
       uint8_t* bits,
       Span span);
   // backward with grad_input[i] = x > 0 ? g[i] : w * g[i]; and, when
-  // grad_weight is not null, grad_weight[channel] += x > 0 ? 0 : x * g[i].
-  // From a mask the sign is the bit, and the prelu output stands in for x
-  // (the caller divides by the weight); from parity bits x is recovered from
+  // grad_weight is not null (prelu), grad_weight[channel] += x > 0 ? 0 : x *
+  // g[i]. From a mask the sign is the bit, and the prelu output stands in for
+  // x (the caller divides by the weight); from parity bits x is recovered from
   // the output.
   void (*backward)(
       const T* grad_output,

@@ -18,7 +18,7 @@
 #include <numeric>
 #include <type_traits>
 
-#include "activation_ops.h"
+#include "operators.h"
 
 namespace actx {
 namespace cuda {
@@ -452,19 +452,19 @@ __global__ void reduce_partials_kernel(
 constexpr int64_t kChannelMajorMinInner = 1024;
 
 template <class scalar_t, int VEC>
-void launch_prelu_backward(const ElementwiseCall& call) {
+void launch_prelu_backward(const BackwardCall& call) {
   using acc_t = at::opmath_type<scalar_t>;
   const auto* g = call.grad_output.const_data_ptr<scalar_t>();
-  const auto* x = call.self.const_data_ptr<scalar_t>();
-  const WeightRef<scalar_t> w(call.weight, call.self);
-  const WeightRef<scalar_t> gw(call.grad_weight, call.self);
-  auto* gx = call.out.data_ptr<scalar_t>();
-  const int64_t n = call.out.numel();
-  const int64_t channels = call.channels;
-  const int64_t inner = call.inner;
+  const auto* x = call.x.const_data_ptr<scalar_t>();
+  const WeightRef<scalar_t> w(call.slopes.weight, call.x);
+  const WeightRef<scalar_t> gw(call.grad_weight, call.x);
+  auto* gx = call.grad_input.data_ptr<scalar_t>();
+  const int64_t n = call.grad_input.numel();
+  const int64_t channels = call.slopes.channels;
+  const int64_t inner = call.slopes.inner;
   auto stream = at::cuda::getCurrentCUDAStream();
   const auto acc_options =
-      call.self.options().dtype(compute_dtype(call.self.scalar_type()));
+      call.x.options().dtype(compute_dtype(call.x.scalar_type()));
   at::Tensor partials;
   int64_t groups, width, period, fold_inner;
   if (inner >= kChannelMajorMinInner) {
@@ -548,63 +548,70 @@ void launch_prelu_backward(const ElementwiseCall& call) {
 // the row length (channel-major) is a multiple of VEC. Otherwise one element
 // per access.
 template <class scalar_t>
-void launch_prelu_backward(const ElementwiseCall& call) {
+void launch_prelu_backward(const BackwardCall& call) {
   constexpr int kVec = kVecOf<scalar_t>;
-  const int64_t run =
-      call.inner >= kChannelMajorMinInner ? call.inner : call.out.numel();
-  if (run % kVec == 0 && aligned16(call.self.const_data_ptr()) &&
+  const int64_t run = call.slopes.inner >= kChannelMajorMinInner
+      ? call.slopes.inner
+      : call.grad_input.numel();
+  if (run % kVec == 0 && aligned16(call.x.const_data_ptr()) &&
       aligned16(call.grad_output.const_data_ptr()) &&
-      aligned16(call.out.const_data_ptr())) {
+      aligned16(call.grad_input.const_data_ptr())) {
     launch_prelu_backward<scalar_t, kVec>(call);
   } else {
     launch_prelu_backward<scalar_t, 1>(call);
   }
 }
 
+// out = f(x) (forward) or grad_input (backward, with grad = the incoming
+// gradient), over n elements with the slopes of `slopes`.
 template <bool kBackward>
-void run_elementwise(const ElementwiseCall& call) {
+void run_elementwise(
+    const at::Tensor& grad,
+    const at::Tensor& x,
+    const at::Tensor& out,
+    const Slopes& slopes) {
   AT_DISPATCH_FLOATING_TYPES_AND2(
-      at::kHalf, at::kBFloat16, call.self.scalar_type(), "actx_cuda", [&] {
+      at::kHalf, at::kBFloat16, x.scalar_type(), "actx_cuda", [&] {
         using acc_t = at::opmath_type<scalar_t>;
-        const int64_t n = call.out.numel();
+        const int64_t n = out.numel();
         const scalar_t* g =
-            kBackward ? call.grad_output.const_data_ptr<scalar_t>() : nullptr;
-        const WeightRef<scalar_t> w(call.weight, call.self);
+            kBackward ? grad.const_data_ptr<scalar_t>() : nullptr;
+        const WeightRef<scalar_t> w(slopes.weight, x);
         const acc_t slope =
-            call.weight.defined() ? acc_t(0) : call.slope.to<acc_t>();
-        const auto* x = call.self.const_data_ptr<scalar_t>();
-        auto* out = call.out.data_ptr<scalar_t>();
+            slopes.weight.defined() ? acc_t(0) : slopes.scalar.to<acc_t>();
+        const auto* xp = x.const_data_ptr<scalar_t>();
+        auto* op = out.data_ptr<scalar_t>();
         if (n <= std::numeric_limits<int32_t>::max() / 2) {
           launch_elementwise<scalar_t, kBackward, uint32_t>(
-              g, x, w, out, slope, n, call.channels, call.inner);
+              g, xp, w, op, slope, n, slopes.channels, slopes.inner);
         } else {
           launch_elementwise<scalar_t, kBackward, int64_t>(
-              g, x, w, out, slope, n, call.channels, call.inner);
+              g, xp, w, op, slope, n, slopes.channels, slopes.inner);
         }
       });
 }
 
 struct CudaBackend {
-  static constexpr bool kComputes = true;
-  // Masks come from ATen around the kernels (a fused mask kernel is owed to a
-  // session with a GPU to measure it).
-  static constexpr bool kMaskKernels = false;
+  // Bits come from ATen around the kernels (a fused kernel is owed to a
+  // session with a GPU to measure it); calls therefore never ask for them.
+  static constexpr bool kBitKernels = false;
 
-  static void forward(const ElementwiseCall& call) {
-    const c10::cuda::CUDAGuard guard(call.self.device());
-    run_elementwise<false>(call);
+  static void forward(const ForwardCall& call) {
+    const c10::cuda::CUDAGuard guard(call.x.device());
+    run_elementwise<false>(at::Tensor(), call.x, call.y, call.slopes);
   }
 
-  static void backward(const ElementwiseCall& call) {
-    const c10::cuda::CUDAGuard guard(call.self.device());
+  static void backward(const BackwardCall& call) {
+    const c10::cuda::CUDAGuard guard(call.x.device());
     if (!call.grad_weight.defined()) {
-      run_elementwise<true>(call);
+      run_elementwise<true>(
+          call.grad_output, call.x, call.grad_input, call.slopes);
       return;
     }
     AT_DISPATCH_FLOATING_TYPES_AND2(
         at::kHalf,
         at::kBFloat16,
-        call.self.scalar_type(),
+        call.x.scalar_type(),
         "actx_cuda_backward",
         [&] { launch_prelu_backward<scalar_t>(call); });
   }
@@ -615,5 +622,5 @@ struct CudaBackend {
 } // namespace actx
 
 TORCH_LIBRARY_IMPL(actx, CUDA, m) {
-  actx::register_backend<actx::cuda::CudaBackend>(m);
+  actx::register_operators<actx::cuda::CudaBackend>(m);
 }

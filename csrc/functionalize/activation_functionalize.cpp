@@ -9,7 +9,7 @@
 #include <torch/library.h>
 
 #include "actx/actx.h"
-#include "shape.h"
+#include "checks.h"
 
 namespace actx {
 namespace {

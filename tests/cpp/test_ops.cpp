@@ -2,6 +2,7 @@
 // ATen's built-ins.
 
 #include <ATen/ATen.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/forward_grad.h>
 #include <torch/torch.h>
@@ -196,49 +197,43 @@ TEST(Actx, BackwardOperatorsMatchAten) {
   EXPECT_TRUE(at::allclose(gw, gw_ref.sum(at::IntArrayRef{0, 2}), 1e-5, 1e-6));
 }
 
-// The operators behind the one-bit masks, and the switch back to keeping the
-// input: the same gradients either way.
-TEST(Actx, MaskOperatorsAndSwitch) {
+// What autograd keeps (one bit per element where it can, docs/memory.md), and
+// the switch back to keeping the input: the same gradients either way.
+TEST(Actx, SavedBitsAndSwitch) {
   at::manual_seed(3);
   const auto x = sample({2, 3, 5});
   const auto g = sample({2, 3, 5});
   const auto w = at::rand({3}) + 0.1;
-  const auto [out, mask] = actx::leaky_relu_with_mask(x, 0.2);
-  EXPECT_EQ(mask.scalar_type(), at::kByte);
-  EXPECT_EQ(mask.numel(), 4); // 30 bits
-  expect_same_values(
-      actx::leaky_relu_backward_from_mask(g, mask, 0.2, out.sym_strides()),
-      at::leaky_relu_backward(g, x, 0.2, false));
-  const auto [y, prelu_mask] = actx::prelu_with_mask(x, w);
-  const auto [gx, gw] = actx::prelu_backward_from_mask(g, prelu_mask, y, w);
-  const auto [gx_ref, gw_ref] =
-      at::_prelu_kernel_backward(g, x, w.reshape({1, 3, 1}));
-  expect_same_values(gx, gx_ref);
-  EXPECT_TRUE(at::allclose(gw, gw_ref.sum(at::IntArrayRef{0, 2}), 1e-5, 1e-6));
-  // Parity bits: x itself comes back, so the gradients are prelu_backward's.
-  const auto [yp, parity, recoverable] = actx::prelu_with_parity(x, w);
-  EXPECT_TRUE(recoverable.item<bool>());
-  expect_same_values(yp, y);
-  const auto [gpx, gpw] = actx::prelu_backward_from_parity(g, parity, yp, w);
-  const auto [gx_x, gw_x] = actx::prelu_backward(g, x, w);
-  expect_same_values(gpx, gx_x);
-  EXPECT_TRUE(at::allclose(gpw, gw_x, 1e-5, 1e-6));
-  EXPECT_FALSE(std::get<2>(actx::prelu_with_parity(x, -w)).item<bool>());
-
   std::vector<at::Tensor> grads;
   for (bool masks : {true, false}) {
     const bool before = actx::set_backward_masks(masks);
     EXPECT_TRUE(before || !masks);
     auto xr = x.clone().requires_grad_();
     auto wr = w.clone().requires_grad_();
-    auto result = torch::autograd::grad(
-        {(actx::leaky_relu(actx::prelu(xr, wr), -0.3) * g).sum()}, {xr, wr});
+    const auto y = actx::prelu(xr, wr);
+    const auto z = actx::leaky_relu(y, -0.3);
+    EXPECT_EQ(
+        y.grad_fn()->name(),
+        masks ? "actx::PreluBackwardFromParity" : "actx::PreluBackward");
+    EXPECT_EQ(
+        z.grad_fn()->name(),
+        masks ? "actx::LeakyReluBackwardFromMask" : "actx::LeakyReluBackward");
+    auto result = torch::autograd::grad({(z * g).sum()}, {xr, wr});
     grads.insert(grads.end(), result.begin(), result.end());
   }
   EXPECT_FALSE(actx::set_backward_masks(true));
   EXPECT_TRUE(actx::backward_masks_enabled());
   expect_same_values(grads[0], grads[2]);
   EXPECT_TRUE(at::allclose(grads[1], grads[3], 1e-5, 1e-6));
+  // The private operators are the library's, through the dispatcher; parity
+  // bits need a positive weight.
+  const auto parity_op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("actx::_prelu_with_parity", "")
+          .typed<std::tuple<at::Tensor, at::Tensor, at::Tensor>(
+              const at::Tensor&, const at::Tensor&)>();
+  EXPECT_TRUE(std::get<2>(parity_op.call(x, w)).item<bool>());
+  EXPECT_FALSE(std::get<2>(parity_op.call(x, -w)).item<bool>());
 }
 
 } // namespace

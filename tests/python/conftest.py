@@ -16,3 +16,6 @@ if os.environ.get("ACTX_TEST_INSTALLED") == "1":
 else:
     # Development: the package as built in place (`make build`), imported from the checkout.
     sys.path.insert(0, str(ROOT))
+
+# The benchmarks (not part of the package) are tested too, and their networks serve the tests.
+sys.path.insert(0, str(ROOT / "benchmarks"))

@@ -8,6 +8,8 @@ import dataclasses
 
 import torch
 
+import torch_ext  # noqa: F401  (loads the operators)
+
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 
 # Shapes with their channel dim at 1, as torch's prelu reads them.
@@ -24,6 +26,23 @@ LAYOUTS = {
 }
 
 SLOPES = [0.01, 0.0, -0.5, 1.75, 0.25]
+
+
+def actx_operators(public: bool | None = None) -> list[str]:
+    """The names of actx's tensor operators, read off the dispatcher (the settings such as
+    _cpu_capability, which take no tensor, left out): all, or only the public ones (public=True)
+    or the private ones, whose names start with an underscore (public=False)."""
+    names = []
+    for qualified in sorted(torch._C._dispatch_get_all_op_names()):
+        namespace, _, name = qualified.partition("::")
+        if namespace != "actx":
+            continue
+        schema = getattr(torch.ops.actx, name).default._schema
+        if not any(str(a.type).startswith("Tensor") for a in schema.arguments):
+            continue
+        if public is None or public != name.startswith("_"):
+            names.append(name)
+    return names
 
 
 def generator(seed=0):

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from torch_ext import benchmark
+import benchmark
 
 
 def test_benchmark_writes_table_json_and_chart(tmp_path, capsys):
@@ -82,7 +82,7 @@ def test_cuda_benchmark_times_the_gpu(tmp_path):
 
 
 def test_memory_benchmark_writes_json(tmp_path, capsys):
-    from torch_ext import benchmark_memory
+    import benchmark_memory
 
     benchmark_memory.main(["--quick", "--threads", "1", "--repeats", "1", "--out", str(tmp_path)])
     rows = json.loads((tmp_path / "benchmark_memory.json").read_text())["rows"]

@@ -3,7 +3,7 @@ input element, from which the backward recovers x exactly (docs/memory.md).
 
 For x <= 0 the output is y = w * x rounded to x's dtype, so y / w lies within one step of x on
 the dtype's grid: the quotient truncated to the grid is x or its neighbour towards zero, and the
-parity bit tells them apart. prelu_with_parity checks every element and says whether the
+parity bit tells them apart. _prelu_with_parity checks every element and says whether the
 backward recovers them all; the tests check the recovery on every float16 and bfloat16 value.
 """
 
@@ -11,7 +11,6 @@ import pytest
 import torch
 import torch.autograd.forward_ad as fwAD
 from test_ops import capability  # noqa: F401  (the fixture: once per CPU instruction set)
-from torch.func import vmap
 
 import torch_ext
 
@@ -58,8 +57,8 @@ def negative_values(dtype) -> torch.Tensor:
 def recovered_weight_gradient(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """prelu_backward_from_parity's weight gradient for grad_output = 1: with one x <= 0 per
     channel (all others positive), x itself as the kernels recovered it."""
-    y, parity, _ = A.prelu_with_parity(x, w)
-    return A.prelu_backward_from_parity(torch.ones_like(x), parity, y, w)[1]
+    y, parity, _ = A._prelu_with_parity(x, w)
+    return A._prelu_backward_from_parity(torch.ones_like(x), parity, y, w)[1]
 
 
 @pytest.mark.usefixtures("capability")
@@ -69,14 +68,14 @@ def test_parity_bits_are_the_lowest_storage_bit(dtype, specials):
     g = generator(60)
     for s in prelu_samples(dtype, g, specials=specials):
         for w in (s.weight.abs() + 0.01, s.weight):
-            y, parity, recoverable = A.prelu_with_parity(s.input, w)
+            y, parity, recoverable = A._prelu_with_parity(s.input, w)
             assert_same_values(y, A.prelu(s.input, w))
             assert torch.equal(parity, parity_reference(s.input)), s.name
             assert recoverable.dtype == torch.bool and recoverable.shape == ()
             if bool(recoverable):
                 # Every x comes back: the backward is prelu's own, from x.
                 grad_out = make_values(s.input.shape, dtype, g, specials=False)
-                actual = A.prelu_backward_from_parity(grad_out, parity, y, w)
+                actual = A._prelu_backward_from_parity(grad_out, parity, y, w)
                 expected = A.prelu_backward(grad_out, s.input, w)
                 assert_same_values(actual[0], expected[0])
                 assert_sum_close(
@@ -115,7 +114,7 @@ def test_every_half_value_is_recovered(dtype, layout):
             assert torch.equal(recovered[must], x[must]), (dtype, weight_dtype, slope)
             # Where every element is normal, the forward says so.
             kept = x[must].reshape(1, -1)
-            flag = A.prelu_with_parity(kept, torch.tensor([slope]).to(weight_dtype))[2]
+            flag = A._prelu_with_parity(kept, torch.tensor([slope]).to(weight_dtype))[2]
             assert bool(flag), (dtype, weight_dtype, slope)
 
 
@@ -130,7 +129,7 @@ def test_float32_values_at_the_edges_of_binades_are_recovered():
             w = torch.full((x.shape[1],), w_mantissa * 2.0**w_exponent)
             recovered = recovered_weight_gradient(x, w)
             assert torch.equal(recovered, x[0]), (w_mantissa, w_exponent)
-            assert bool(A.prelu_with_parity(x, w)[2])
+            assert bool(A._prelu_with_parity(x, w)[2])
 
 
 @pytest.mark.usefixtures("capability")
@@ -152,44 +151,25 @@ def test_float32_values_across_the_range_are_recovered():
 def test_subnormal_outputs_are_not_recoverable():
     x = torch.tensor([[-1.0, 2.0, -1e-4, 0.5]], dtype=torch.float16)
     w = torch.tensor([0.25, 0.25, 0.25, 0.25], dtype=torch.float16)
-    assert not bool(A.prelu_with_parity(x, w)[2])  # -2.5e-5: float16's subnormals
-    assert bool(A.prelu_with_parity(x[:, :2], w[:2])[2])
+    assert not bool(A._prelu_with_parity(x, w)[2])  # -2.5e-5: float16's subnormals
+    assert bool(A._prelu_with_parity(x[:, :2], w[:2])[2])
     nan = torch.tensor([[float("nan"), -1.0]])
-    assert bool(A.prelu_with_parity(nan, torch.tensor([0.5, 0.5]))[2])  # NaN stays NaN
-    assert not bool(A.prelu_with_parity(torch.tensor([[-1.0]]), torch.tensor([-0.5]))[2])
-    assert not bool(A.prelu_with_parity(torch.tensor([[-1.0e30]]), torch.tensor([1e10]))[2])  # overflow
+    assert bool(A._prelu_with_parity(nan, torch.tensor([0.5, 0.5]))[2])  # NaN stays NaN
+    assert not bool(A._prelu_with_parity(torch.tensor([[-1.0]]), torch.tensor([-0.5]))[2])
+    assert not bool(A._prelu_with_parity(torch.tensor([[-1.0e30]]), torch.tensor([1e10]))[2])  # overflow
 
 
 def test_parity_arguments_are_checked():
     x = torch.randn(4, 5)
-    y, parity, _ = A.prelu_with_parity(x, torch.rand(5))
+    y, parity, _ = A._prelu_with_parity(x, torch.rand(5))
     with pytest.raises(RuntimeError, match="expected `self` of dtype float32, float16 or bfloat16"):
-        A.prelu_with_parity(x.double(), torch.rand(5, dtype=torch.float64))
+        A._prelu_with_parity(x.double(), torch.rand(5, dtype=torch.float64))
     with pytest.raises(RuntimeError, match="expected `result` of dtype float32, float16 or bfloat16"):
-        A.prelu_backward_from_parity(x.double(), parity, y.double(), torch.rand(5, dtype=torch.float64))
+        A._prelu_backward_from_parity(x.double(), parity, y.double(), torch.rand(5, dtype=torch.float64))
     with pytest.raises(RuntimeError, match="expected `parity` to be a dense uint8 tensor"):
-        A.prelu_backward_from_parity(x, parity.float(), y, torch.rand(5))
+        A._prelu_backward_from_parity(x, parity.float(), y, torch.rand(5))
     with pytest.raises(RuntimeError, match=r"expected `parity` to be 1-D with one bit per element"):
-        A.prelu_backward_from_parity(x, parity[:1], y, torch.rand(5))
-
-
-@pytest.mark.parametrize("shape", [(4, 3, 5), (4, 2, 8)], ids=["odd", "bytes"])
-def test_vmap_of_the_parity_operators_is_per_sample(shape):
-    g = generator(62)
-    xs = make_values(shape, torch.float32, g, specials=False)
-    gs = make_values(shape, torch.float32, g, specials=False)
-    ws = torch.rand(shape[0], shape[2], generator=g) + 0.1
-    ws[1, 0] = -0.5  # sample 1 alone is not recoverable
-    ys, parities, flags = vmap(A.prelu_with_parity)(xs, ws)
-    assert flags.tolist() == [b != 1 for b in range(shape[0])]
-    gi, gw = vmap(A.prelu_backward_from_parity)(gs, parities, ys, ws)
-    for b in range(shape[0]):
-        y, parity, flag = A.prelu_with_parity(xs[b], ws[b])
-        assert torch.equal(parities[b], parity) and bool(flags[b]) == bool(flag)
-        assert_same_values(ys[b], y)
-        expected = A.prelu_backward_from_parity(gs[b], parity, y, ws[b])
-        assert_same_values(gi[b], expected[0])
-        torch.testing.assert_close(gw[b], expected[1])
+        A._prelu_backward_from_parity(x, parity[:1], y, torch.rand(5))
 
 
 def test_second_derivatives_match_the_path_that_keeps_x():
@@ -213,11 +193,11 @@ def test_second_derivatives_match_the_path_that_keeps_x():
     # Forward mode through the backward operator: its tangents are the ones the mask operator
     # computes (for a positive weight y > 0 is the sign mask).
     w = w.reshape(3, 1)
-    y, parity, _ = A.prelu_with_parity(x, w)
-    mask = A.prelu_with_mask(x, w)[1]
+    y, parity, _ = A._prelu_with_parity(x, w)
+    mask = A._prelu_with_mask(x, w)[1]
     tangents = [make_values(t.shape, torch.float32, g, specials=False) for t in (grad_out, y, w)]
     results = []
-    for op, bits in ((A.prelu_backward_from_parity, parity), (A.prelu_backward_from_mask, mask)):
+    for op, bits in ((A._prelu_backward_from_parity, parity), (A._prelu_backward_from_mask, mask)):
         with fwAD.dual_level():
             duals = [fwAD.make_dual(p, t) for p, t in zip((grad_out, y, w), tangents, strict=True)]
             outs = op(duals[0], bits, duals[1], duals[2])
@@ -232,13 +212,13 @@ def test_cuda_parity_matches_the_cpu(dtype):
     g = generator(64)
     for s in prelu_samples(dtype, g, specials=False):
         w = s.weight.abs() + 0.01
-        y, parity, flag = A.prelu_with_parity(s.input, w)
-        cy, cparity, cflag = A.prelu_with_parity(s.input.cuda(), w.cuda())
+        y, parity, flag = A._prelu_with_parity(s.input, w)
+        cy, cparity, cflag = A._prelu_with_parity(s.input.cuda(), w.cuda())
         assert torch.equal(cparity.cpu(), parity) and bool(cflag) == bool(flag), s.name
         assert_same_values(cy.cpu(), y)
         if bool(flag):
             grad_out = make_values(s.input.shape, dtype, g, specials=False)
-            gx, gw = A.prelu_backward_from_parity(grad_out.cuda(), cparity, cy, w.cuda())
-            expected = A.prelu_backward_from_parity(grad_out, parity, y, w)
+            gx, gw = A._prelu_backward_from_parity(grad_out.cuda(), cparity, cy, w.cuda())
+            expected = A._prelu_backward_from_parity(grad_out, parity, y, w)
             assert_same_values(gx.cpu(), expected[0])
             torch.testing.assert_close(gw.cpu(), expected[1], rtol=1e-3, atol=1e-3)

@@ -11,21 +11,9 @@ import torch.nn.functional as F
 
 import torch_ext  # noqa: F401
 
-from samples import assert_same_values, make_values
+from samples import actx_operators, assert_same_values, make_values
 
-OPERATORS = [
-    "leaky_relu",
-    "leaky_relu_",
-    "leaky_relu_backward",
-    "prelu",
-    "prelu_backward",
-    "leaky_relu_with_mask",
-    "leaky_relu_backward_from_mask",
-    "prelu_with_mask",
-    "prelu_backward_from_mask",
-    "prelu_with_parity",
-    "prelu_backward_from_parity",
-]
+OPERATORS = actx_operators()
 
 
 def junk_values():
@@ -60,8 +48,14 @@ def junk_values():
     ]
 
 
-def test_every_operator_is_registered():
-    for name in OPERATORS + ["_cpu_capability", "_set_cpu_capability", "_backward_masks", "_set_backward_masks"]:
+def test_every_operator_has_a_kernel_for_every_backend():
+    public = actx_operators(public=True)
+    assert public == ["leaky_relu", "leaky_relu_", "leaky_relu_backward", "prelu", "prelu_backward"]
+    keys = ["CPU", "Meta", "Autograd"] + (["CUDA"] if torch.cuda.is_available() else [])
+    for name in OPERATORS:
+        for key in keys:
+            assert torch._C._dispatch_has_kernel_for_dispatch_key(f"actx::{name}", key), (name, key)
+    for name in ["_cpu_capability", "_set_cpu_capability", "_backward_masks", "_set_backward_masks"]:
         assert hasattr(torch.ops.actx, name)
 
 

@@ -6,7 +6,6 @@
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/Scalar.h>
-#include <c10/core/SymIntArrayRef.h>
 
 #include <string>
 #include <tuple>
@@ -45,42 +44,9 @@ ACTX_API std::tuple<at::Tensor, at::Tensor> prelu_backward(
     const at::Tensor& self,
     const at::Tensor& weight);
 
-// The same operators keeping a sign mask for the backward (one bit per element,
-// see schema.cpp), and their backward operators. The autograd kernels of
-// leaky_relu and prelu call them; they are public for tests and for code that
-// writes its own backward.
-ACTX_API std::tuple<at::Tensor, at::Tensor> leaky_relu_with_mask(
-    const at::Tensor& self,
-    const at::Scalar& negative_slope = 0.01);
-ACTX_API at::Tensor leaky_relu_backward_from_mask(
-    const at::Tensor& grad_output,
-    const at::Tensor& mask,
-    const at::Scalar& negative_slope,
-    c10::SymIntArrayRef stride);
-ACTX_API std::tuple<at::Tensor, at::Tensor> prelu_with_mask(
-    const at::Tensor& self,
-    const at::Tensor& weight);
-ACTX_API std::tuple<at::Tensor, at::Tensor> prelu_backward_from_mask(
-    const at::Tensor& grad_output,
-    const at::Tensor& mask,
-    const at::Tensor& result,
-    const at::Tensor& weight);
-// prelu keeping, instead of a sign mask, the lowest storage bit of each input
-// element, with which the backward recovers x exactly from the output where
-// every weight is positive (float32, float16, bfloat16). Returns (output,
-// parity, recoverable): recoverable, a 0-dim bool tensor, says whether
-// prelu_backward_from_parity recovers every x of this call (false: keep x).
-ACTX_API std::tuple<at::Tensor, at::Tensor, at::Tensor> prelu_with_parity(
-    const at::Tensor& self,
-    const at::Tensor& weight);
-ACTX_API std::tuple<at::Tensor, at::Tensor> prelu_backward_from_parity(
-    const at::Tensor& grad_output,
-    const at::Tensor& parity,
-    const at::Tensor& result,
-    const at::Tensor& weight);
-
-// Whether autograd keeps a one-bit sign mask for the backward of leaky_relu and
-// prelu (true, the default) or their input, as torch does (false; also when the
+// Whether autograd keeps less than the input for the backward of leaky_relu and
+// prelu (true, the default: leaky_relu's output, prelu's output and one bit per
+// element; docs/memory.md) or their input, as torch does (false; also when the
 // environment variable ACTX_BACKWARD_MASKS is 0 at load). Returns the setting
 // before. Applies to calls made after it.
 ACTX_API bool backward_masks_enabled();

@@ -1,9 +1,9 @@
-"""Sign masks: autograd keeps one bit per element for the backward instead of the input.
+"""What autograd keeps for the backward instead of the input (docs/memory.md).
 
-leaky_relu keeps the mask alone; prelu (on the CPU) its output and parity bits (positive weights;
-test_parity.py) or the sign mask (float32/float64, weights in range); the switch
-(torch_ext.backward_masks) brings back the input. Gradients stay torch's: bit for bit for the
-input, to summation order for the prelu weight.
+On the CPU, leaky_relu keeps the sign mask of its input alone; prelu its output, its weight and one
+bit per element: parity bits (positive weights; test_parity.py) or the sign mask (float32/float64,
+weights in range). The switch (torch_ext.backward_masks) brings back the input. Gradients stay
+torch's: bit for bit for the input, to summation order for the prelu weight.
 """
 
 import os
@@ -18,9 +18,11 @@ from torch.func import grad, vmap
 
 import torch_ext
 
+from benchmark_memory import make_network, saved_bytes
 from samples import (
     DTYPES,
     SLOPES,
+    actx_operators,
     assert_same_values,
     assert_sum_close,
     bits_reference,
@@ -48,19 +50,22 @@ def grad_input_reference(x, g, w):
     return torch.where(x > 0, g.to(compute), w.to(compute) * g.to(compute)).to(g.dtype)
 
 
+def same_storage(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+
+
+# ---- leaky_relu: the sign mask ----
+
+
 @pytest.mark.usefixtures("capability")
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_masks_are_the_sign_of_the_input(dtype):
+def test_leaky_relu_masks_are_the_sign_of_the_input(dtype):
     g = generator(40)
     for x, name in leaky_relu_samples(dtype, g):
-        out, mask = A.leaky_relu_with_mask(x, 0.1)
+        out, mask = A._leaky_relu_with_mask(x, 0.1)
         assert mask.dtype == torch.uint8 and mask.shape == ((x.numel() + 7) // 8,), name
         assert torch.equal(mask, mask_reference(x)), name
         assert_same_values(out, A.leaky_relu(x, 0.1))
-    for s in prelu_samples(dtype, g):
-        out, mask = A.prelu_with_mask(s.input, s.weight)
-        assert torch.equal(mask, mask_reference(s.input)), s.name
-        assert_same_values(out, A.prelu(s.input, s.weight))
 
 
 @pytest.mark.usefixtures("capability")
@@ -70,32 +75,67 @@ def test_leaky_relu_keeps_only_the_mask_and_its_gradient_is_torchs(dtype):
     for slope in SLOPES:
         for x, name in leaky_relu_samples(dtype, g):
             x.requires_grad_()
-            out, saved = saved_by(lambda: A.leaky_relu(x, slope))
+            out, saved = saved_by(lambda: A.leaky_relu(x, slope))  # noqa: B023
             assert len(saved) == 1 and saved[0].dtype == torch.uint8, name
             assert saved[0].numel() == (x.numel() + 7) // 8, name
+            assert out.grad_fn.name() == "actx::LeakyReluBackwardFromMask"
             grad_out = make_values(x.shape, dtype, g, specials=False)
             (actual,) = torch.autograd.grad(out, x, grad_out)
             (expected,) = torch.autograd.grad(F.leaky_relu(x, slope), x, grad_out)
             assert_same_values(actual, expected)
 
 
-def test_backward_from_mask_reads_any_grad_layout():
+def test_leaky_relu_output_may_be_modified_in_place_as_with_torch():
+    # The reason leaky_relu keeps the mask and not its output (docs/memory.md).
+    x = torch.randn(4, 8, requires_grad=True)
+    y = A.leaky_relu(x, 0.1)
+    y.add_(1)
+    (actual,) = torch.autograd.grad(y.sum(), x)
+    (expected,) = torch.autograd.grad(F.leaky_relu(x, 0.1).add_(1).sum(), x)
+    assert_same_values(actual, expected)
+
+
+def test_gradients_in_another_layout_meet_the_mask():
+    # The backward lays the incoming gradient out as the output before reading the bits.
     g = generator(42)
-    x = make_values((2, 8, 5, 3), torch.float32, g).contiguous(memory_format=torch.channels_last)
-    out, mask = A.leaky_relu_with_mask(x, 0.2)
+    x = make_values((2, 8, 5, 3), torch.float32, g).contiguous(memory_format=torch.channels_last).requires_grad_()
     grad_out = make_values((3, 5, 8, 2), torch.float32, g).permute(3, 2, 1, 0)  # another layout
-    result = A.leaky_relu_backward_from_mask(grad_out, mask, 0.2, out.stride())
-    assert result.stride() == out.stride()
-    assert_same_values(result, torch.ops.aten.leaky_relu_backward(grad_out, x, 0.2, False))
+    (actual,) = torch.autograd.grad(A.leaky_relu(x, 0.2), x, grad_out)
+    assert_same_values(actual, torch.ops.aten.leaky_relu_backward(grad_out, x.detach(), 0.2, False))
+    w = torch.rand(8, generator=g) + 0.1
+    y, mask = A._prelu_with_mask(x.detach(), w)
+    grad_x, _ = A._prelu_backward_from_mask(grad_out, mask, y, w)
+    assert grad_x.stride() == y.stride()
+    assert_same_values(grad_x, A.prelu_backward(grad_out, x.detach(), w)[0])
+
+
+# ---- prelu: its output, weight and one bit per element ----
+
+
+@pytest.mark.usefixtures("capability")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_prelu_masks_are_the_sign_of_the_input(dtype):
+    g = generator(40)
+    for s in prelu_samples(dtype, g):
+        out, mask = A._prelu_with_mask(s.input, s.weight)
+        assert torch.equal(mask, mask_reference(s.input)), s.name
+        assert_same_values(out, A.prelu(s.input, s.weight))
 
 
 def prelu_keeps(x: torch.Tensor, w: torch.Tensor) -> str:
     """What prelu's autograd node keeps beside the weight (docs/memory.md)."""
     if x.dtype != torch.float64 and bool(((w > 0) & w.isfinite()).all()):
-        return "parity" if bool(A.prelu_with_parity(x, w)[2]) else "input"
+        return "parity" if bool(A._prelu_with_parity(x, w)[2]) else "input"
     if x.dtype in (torch.float32, torch.float64) and bool(((w.abs() >= 2**-20) & (w.abs() <= 2**20)).all()):
         return "mask"
     return "input"
+
+
+NODE_NAMES = {
+    "parity": "actx::PreluBackwardFromParity",
+    "mask": "actx::PreluBackwardFromMask",
+    "input": "actx::PreluBackward",
+}
 
 
 @pytest.mark.usefixtures("capability")
@@ -112,11 +152,12 @@ def test_prelu_keeps_output_and_bits(dtype, weights, specials):
         kind = prelu_keeps(s.input, w.detach())
         kinds.add(kind)
         out, saved = saved_by(lambda: A.prelu(x, w))  # noqa: B023
+        assert out.grad_fn.name() == NODE_NAMES[kind], s.name
         if kind == "input":
             assert len(saved) == 2 and saved[0] is x, s.name
         else:
             assert len(saved) == 3, s.name
-            assert saved[0].untyped_storage().data_ptr() == out.untyped_storage().data_ptr(), s.name
+            assert same_storage(saved[0], out), s.name
             assert saved[1].dtype == torch.uint8 and saved[2] is w, s.name
         grad_out = make_values(x.shape, dtype, g, specials=False)
         grad_x, grad_w = torch.autograd.grad(out, (x, w), grad_out)
@@ -162,6 +203,7 @@ def test_prelu_keeps_its_input_where_the_output_cannot_stand_for_it(case):
     with torch_ext.backward_masks(case != "switched off"):
         out, saved = saved_by(lambda: A.prelu(x, w))
     assert len(saved) == 2 and saved[0] is x and saved[1] is w
+    assert out.grad_fn.name() == "actx::PreluBackward"
     grad_out = make_values(x.shape, dtype, g, specials=False)
     actual = torch.autograd.grad(out, (x, w), grad_out)
     expected = torch.autograd.grad(F.prelu(x, w), (x, w), grad_out)
@@ -184,14 +226,19 @@ def test_prelu_recovered_weight_gradient_is_within_torchs_float32_error():
     assert (actx_w.double() - exact).abs().max() <= 2 * (torch_w.double() - exact).abs().max() + 1e-6 * scale
 
 
-def test_double_backward_and_forward_over_reverse_on_both_paths():
+def test_double_backward_and_forward_over_reverse_on_every_path():
     g = generator(46)
     x = make_values((2, 3, 4), torch.float64, g, away_from_zero=True).requires_grad_()
     w = (torch.rand(3, generator=g, dtype=torch.float64) + 0.1).requires_grad_()
     for masks in (True, False):
         with torch_ext.backward_masks(masks):
             assert torch.autograd.gradgradcheck(A.prelu, (x, w), check_fwd_over_rev=True)
-            assert torch.autograd.gradgradcheck(lambda t: A.leaky_relu(t, -0.3), (x,), check_fwd_over_rev=True)
+            for slope in (-0.3, 0.2):
+                assert torch.autograd.gradgradcheck(
+                    lambda t: A.leaky_relu(t, slope),  # noqa: B023
+                    (x,),
+                    check_fwd_over_rev=True,
+                )
 
 
 def test_switch():
@@ -199,10 +246,9 @@ def test_switch():
     assert torch_ext.backward_masks_enabled()
     with torch_ext.backward_masks(False):
         assert not torch_ext.backward_masks_enabled()
-        assert "inputs]" in torch.compiler.config.cache_key_tag
-        _, saved = saved_by(lambda: A.leaky_relu(x, 0.1))
-        assert len(saved) == 1 and saved[0] is x
-    assert torch_ext.backward_masks_enabled() and "masks]" in torch.compiler.config.cache_key_tag
+        out, saved = saved_by(lambda: A.leaky_relu(x, 0.1))
+        assert len(saved) == 1 and saved[0] is x and out.grad_fn.name() == "actx::LeakyReluBackward"
+    assert torch_ext.backward_masks_enabled()
     assert torch_ext.set_backward_masks(True) is True
     with pytest.raises(TypeError, match="expected `enabled` to be a bool"):
         torch_ext.set_backward_masks(0)
@@ -215,70 +261,78 @@ def test_environment_variable_switches_masks_off():
     assert result.stdout.strip() == "False"
 
 
-def test_no_mask_without_a_backward():
+def test_no_bits_without_a_backward():
     x = torch.randn(4, 64)
     w = torch.rand(1, requires_grad=True)
     with torch.profiler.profile() as prof:
         A.leaky_relu(x, 0.1)  # x needs no gradient
+        A.prelu(x, w.detach())
         with torch.no_grad():
             A.leaky_relu(x.requires_grad_(), 0.1)
             A.prelu(x, w)
     names = {e.name for e in prof.events()}
     assert "actx::leaky_relu" in names and "actx::prelu" in names
-    assert not {"actx::leaky_relu_with_mask", "actx::prelu_with_mask", "actx::prelu_with_parity"} & names
+    assert not {f"actx::{name}" for name in actx_operators(public=False)} & names
 
 
-def test_mask_arguments_are_checked():
+def test_bit_arguments_are_checked():
     g = torch.randn(4, 5)
-    out, mask = A.leaky_relu_with_mask(torch.randn(4, 5), 0.1)
+    _, mask = A._leaky_relu_with_mask(torch.randn(4, 5), 0.1)
     with pytest.raises(RuntimeError, match="expected `mask` to be a dense uint8 tensor"):
-        A.leaky_relu_backward_from_mask(g, mask.float(), 0.1, out.stride())
+        A._leaky_relu_backward_from_mask(g, mask.float(), 0.1)
     with pytest.raises(RuntimeError, match=r"one bit per element of `grad_output` \(3 bytes for 20 elements\)"):
-        A.leaky_relu_backward_from_mask(g, mask[:2], 0.1, out.stride())
-    with pytest.raises(RuntimeError, match="expected `stride` to have one entry per dim"):
-        A.leaky_relu_backward_from_mask(g, mask, 0.1, [1])
-    with pytest.raises(RuntimeError, match="expected `stride` to lay out"):
-        A.leaky_relu_backward_from_mask(g, mask, 0.1, [1, 1])
-    y, mask = A.prelu_with_mask(torch.randn(4, 5), torch.rand(5))
+        A._leaky_relu_backward_from_mask(g, mask[:2], 0.1)
+    with pytest.raises(RuntimeError, match="expected `grad_output` to be dense"):
+        A._leaky_relu_backward_from_mask(torch.randn(4, 10)[:, ::2], mask, 0.1)
+    y, mask = A._prelu_with_mask(torch.randn(4, 5), torch.rand(5))
+    with pytest.raises(RuntimeError, match="expected `mask` to be a dense uint8 tensor"):
+        A._prelu_backward_from_mask(g, mask.float(), y, torch.rand(5))
+    with pytest.raises(RuntimeError, match=r"one bit per element of `grad_output` \(3 bytes for 20 elements\)"):
+        A._prelu_backward_from_mask(g, mask[:2], y, torch.rand(5))
     with pytest.raises(RuntimeError, match="expected `mask` to be 1-D"):
-        A.prelu_backward_from_mask(g, mask.view(1, -1), y, torch.rand(5))
+        A._prelu_backward_from_mask(g, mask.view(1, -1), y, torch.rand(5))
     with pytest.raises(RuntimeError, match="expected `weight` to have 1 element or one per channel"):
-        A.prelu_backward_from_mask(g, mask, y, torch.rand(3))
+        A._prelu_backward_from_mask(g, mask, y, torch.rand(3))
 
 
-@pytest.mark.parametrize("shape", [(4, 3, 5), (4, 2, 8)], ids=["odd", "bytes"])
-@pytest.mark.parametrize("in_dim", [0, 1])
-def test_vmap_of_the_mask_operators_is_per_sample(shape, in_dim):
+# ---- Transforms ----
+
+
+@pytest.mark.parametrize("kind", ["parity", "mask", "leaky_relu"])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_batched_gradients_through_the_bits(kind, layout):
+    # torch.autograd.grad(..., is_grads_batched=True) (jacobians, gradcheck's batched checks) runs
+    # a node's formula under vmap: the one place where a vmapped program meets a private operator.
     g = generator(47)
-    xs = make_values(shape, torch.float32, g).movedim(0, in_dim)
-    gs = make_values(shape, torch.float32, g).movedim(0, in_dim)
-    ws = torch.rand(shape[0], shape[2], generator=g)  # one per channel (dim 1) of a sample
-    samples = [xs.select(in_dim, b) for b in range(shape[0])]
-    outs, masks = vmap(lambda t: A.leaky_relu_with_mask(t, 0.1), in_dims=in_dim)(xs)
-    for b, x in enumerate(samples):
-        out, mask = A.leaky_relu_with_mask(x, 0.1)
-        assert torch.equal(masks[b], mask)
-        assert_same_values(outs[b], out)
-    stride = A.leaky_relu_with_mask(samples[0], 0.1)[0].stride()
-    grads = vmap(lambda t, m: A.leaky_relu_backward_from_mask(t, m, 0.1, stride), in_dims=(in_dim, 0))(gs, masks)
-    shared = vmap(lambda t: A.leaky_relu_backward_from_mask(t, masks[0], 0.1, stride), in_dims=in_dim)(gs)
-    for b, x in enumerate(samples):
-        grad_out = gs.select(in_dim, b)
-        assert_same_values(grads[b], torch.ops.aten.leaky_relu_backward(grad_out, x, 0.1, False))
-        assert_same_values(shared[b], torch.ops.aten.leaky_relu_backward(grad_out, samples[0], 0.1, False))
-    ys, pmasks = vmap(A.prelu_with_mask, in_dims=(in_dim, 0))(xs, ws)
-    gi, gw = vmap(A.prelu_backward_from_mask, in_dims=(in_dim, 0, 0, 0))(gs, pmasks, ys, ws)
-    for b, x in enumerate(samples):
-        y, mask = A.prelu_with_mask(x, ws[b])
-        assert torch.equal(pmasks[b], mask)
-        assert_same_values(ys[b], y)
-        expected = A.prelu_backward_from_mask(gs.select(in_dim, b), mask, y, ws[b])
-        assert_same_values(gi[b], expected[0])
-        torch.testing.assert_close(gw[b], expected[1], equal_nan=True)
+    x = make_values((3, 4, 5, 2), torch.float32, g, specials=False)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    w = torch.rand(4, generator=g) + 0.1
+    if kind == "mask":
+        w[1] = -0.5
+    w.requires_grad_()
+    if kind == "leaky_relu":
+        y, inputs = A.leaky_relu(x, 0.1), (x,)
+        assert y.grad_fn.name() == "actx::LeakyReluBackwardFromMask"
+    else:
+        y, inputs = A.prelu(x, w), (x, w)
+        assert y.grad_fn.name() == NODE_NAMES[kind]
+    vs = make_values((6, 3, 4, 5, 2), torch.float32, g, specials=False)
+    batched = torch.autograd.grad(y, inputs, vs, is_grads_batched=True, retain_graph=True)
+    for b in range(vs.shape[0]):
+        one = torch.autograd.grad(y, inputs, vs[b], retain_graph=True)
+        for batched_grad, sample_grad in zip(batched, one, strict=True):
+            assert_same_values(batched_grad[b], sample_grad)
+    # A rule for the backward operators only: the forward ones never run under vmap.
+    for name in actx_operators(public=False):
+        expected = "backward" in name
+        assert torch._C._dispatch_has_kernel_for_dispatch_key(f"actx::{name}", "FuncTorchBatched") == expected, name
 
 
-def test_per_sample_gradients_through_masks():
-    # vmap(grad(...)): the autograd kernel runs on batched tensors, the mask operators under vmap.
+def test_per_sample_gradients_keep_the_input():
+    # vmap(grad(...)): the autograd kernels run on functorch's tensors, whose values they do not
+    # read; they keep the input.
     g = generator(48)
     x = make_values((6, 3, 5), torch.float64, g, specials=False)
     w = torch.rand(5, generator=g, dtype=torch.float64) + 0.1  # a sample's channels: dim 1
@@ -294,36 +348,9 @@ def test_per_sample_gradients_through_masks():
     torch.testing.assert_close(actual, expected)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_inductor_formulas_compute_the_kernels_masks(dtype):
-    from torch_ext import inductor
-
-    g = generator(49)
-    for x, name in leaky_relu_samples(dtype, g):
-        out, mask = A.leaky_relu_with_mask(x, 0.1)
-        f_out, f_mask = inductor._leaky_relu_with_mask(x, 0.1)
-        assert torch.equal(f_mask, mask), name
-        assert_same_values(f_out, out)
-        grad_out = make_values(x.shape, dtype, g, specials=False)
-        assert_same_values(
-            inductor._leaky_relu_backward_from_mask(grad_out, mask, 0.1, out.stride()),
-            A.leaky_relu_backward_from_mask(grad_out, mask, 0.1, out.stride()),
-        )
-    for s in prelu_samples(dtype, g):
-        y, mask = A.prelu_with_mask(s.input, s.weight)
-        assert torch.equal(inductor._prelu_with_mask(s.input, s.weight)[1], mask), s.name
-        grad_out = make_values(s.input.shape, dtype, g, specials=False)
-        f_grads = inductor._prelu_backward_from_mask(grad_out, mask, y, s.weight)
-        k_grads = A.prelu_backward_from_mask(grad_out, mask, y, s.weight)
-        assert_same_values(f_grads[0], k_grads[0])
-        torch.testing.assert_close(f_grads[1], k_grads[1], equal_nan=True, rtol=1e-4, atol=1e-4)
-
-
 @pytest.mark.parametrize("activation", ["leaky_relu", "prelu"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_conv_bn_networks_keep_at_most_0_72_of_torchs_bytes(activation, dtype):
-    from torch_ext.benchmark_memory import make_network, saved_bytes
-
     x = torch.randn(2, 32, 12, 12, dtype=dtype, requires_grad=True)
     reference = make_network(activation, actx=False).to(dtype)
     kept = {}
@@ -338,50 +365,52 @@ def test_conv_bn_networks_keep_at_most_0_72_of_torchs_bytes(activation, dtype):
 
 @CUDA
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_cuda_masks_and_gradients(dtype):
+def test_cuda_keeps_what_torch_keeps_and_its_bits_are_the_cpus(dtype):
     g = generator(50)
     for x, name in leaky_relu_samples(dtype, g):
-        x = x.cuda()
-        out, mask = A.leaky_relu_with_mask(x, 0.1)
-        assert torch.equal(mask, mask_reference(x)), name
-        x.requires_grad_()
-        out, saved = saved_by(lambda: A.leaky_relu(x, -0.3))  # noqa: B023
-        assert len(saved) == 1 and saved[0].dtype == torch.uint8, name
+        x = x.cuda().requires_grad_()
+        out, saved = saved_by(lambda: A.leaky_relu(x, 0.1))  # noqa: B023
+        assert out.grad_fn.name() == "actx::LeakyReluBackward", name
+        out, mask = A._leaky_relu_with_mask(x.detach(), 0.1)
+        assert torch.equal(mask, mask_reference(x.detach())), name
         grad_out = make_values(x.shape, dtype, g, specials=False).cuda()
-        (actual,) = torch.autograd.grad(out, x, grad_out)
-        (expected,) = torch.autograd.grad(F.leaky_relu(x, -0.3), x, grad_out)
-        assert_same_values(actual, expected)
+        grad_x = A._leaky_relu_backward_from_mask(grad_out.as_strided(out.shape, out.stride()), mask, 0.1)
+        assert_same_values(grad_x, torch.ops.aten.leaky_relu_backward(grad_out, x.detach(), 0.1, False))
     for s in prelu_samples(dtype, g):
         x, w = s.input.cuda(), s.weight.cuda()
-        y, mask = A.prelu_with_mask(x, w)
+        # Until a fused CUDA kernel has been measured: the input (docs/memory.md).
+        out, saved = saved_by(lambda: A.prelu(x.detach().requires_grad_(), w))  # noqa: B023
+        assert out.grad_fn.name() == "actx::PreluBackward", s.name
+        # The private operators' ATen path, which ACTX_CUDA_BACKWARD_BITS=1 turns on.
+        y, mask = A._prelu_with_mask(x, w)
         assert torch.equal(mask, mask_reference(x)), s.name
         grad_out = make_values(x.shape, dtype, g, specials=False).cuda()
-        grad_x, _ = A.prelu_backward_from_mask(grad_out, mask, y, w)
+        grad_x, _ = A._prelu_backward_from_mask(grad_out, mask, y, w)
         assert_same_values(grad_x, grad_input_reference(x, grad_out, w.reshape(s.weight_view)))
 
 
-def _masked_activations(x, w, g):
-    y, mask = A.prelu_with_mask(x * 2, w)
-    z, zmask = A.leaky_relu_with_mask(y, 0.1)
-    gy = A.leaky_relu_backward_from_mask(g * 3, zmask, 0.1, z.stride())
-    return (z, mask, zmask, *A.prelu_backward_from_mask(gy, mask, y, w))
+def _bit_operators(x, w, g):
+    y, mask = A._prelu_with_mask(x * 2, w)
+    z, zmask = A._leaky_relu_with_mask(y, 0.1)
+    gy = A._leaky_relu_backward_from_mask(g * 3, zmask, 0.1)
+    return (z, mask, zmask, *A._prelu_backward_from_mask(gy, mask, y, w))
 
 
-@pytest.mark.parametrize("fused", [True, False], ids=["fused", "opaque"])
-def test_compiled_mask_operators_equal_eager(fused):
+def test_compiled_private_operators_equal_eager():
+    # Only a program that calls them by name meets them compiled; Inductor calls their kernels.
     g = generator(51)
     x = make_values((2, 8, 5, 4), torch.float32, g).contiguous(memory_format=torch.channels_last)
     w = torch.rand(8, generator=g) + 0.1
     grad_out = make_values(x.shape, torch.float32, g, specials=False)
     torch._dynamo.reset()
-    with torch_ext.inductor.fusion(fused):
-        compiled = torch.compile(_masked_activations, fullgraph=True)(x, w, grad_out)
-    for actual, expected in zip(compiled[:-1], _masked_activations(x, w, grad_out)[:-1], strict=True):
+    compiled = torch.compile(_bit_operators, fullgraph=True)(x, w, grad_out)
+    eager = _bit_operators(x, w, grad_out)
+    for actual, expected in zip(compiled[:-1], eager[:-1], strict=True):
         if actual.dtype == torch.uint8:
             assert torch.equal(actual, expected)
         else:
             assert_same_values(actual, expected)
-    torch.testing.assert_close(compiled[-1], _masked_activations(x, w, grad_out)[-1], equal_nan=True)
+    torch.testing.assert_close(compiled[-1], eager[-1], equal_nan=True)
 
 
 def test_traced_graphs_keep_the_input():
@@ -403,4 +432,4 @@ def test_traced_graphs_keep_the_input():
     code = "\n".join(graphs)
     assert "actx.leaky_relu.default" in code and "actx.leaky_relu_backward.default" in code
     assert "actx.prelu_backward.default" in code
-    assert not any(word in code for word in ("with_mask", "from_mask", "with_parity", "from_parity"))
+    assert not any(f"actx.{name}." in code for name in actx_operators(public=False))

@@ -1,8 +1,12 @@
-// The public C++ functions: each looks its operator up in the dispatcher once
-// and calls it, so that C++ users get the same autograd and backend selection
-// as Python users.
+// actx's operators: every signature, once (TORCH_LIBRARY), and the C++
+// functions that call them through the dispatcher (the public ones of actx.h,
+// the private ones of private_ops.h), so that C++ callers get the same
+// autograd and backend selection as Python's. Kernels for each backend are
+// registered in their own files (cpu/, cuda/, meta/, autograd/, batching/,
+// functionalize/) with TORCH_LIBRARY_IMPL.
 
 #include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/library.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -10,12 +14,60 @@
 
 #include "actx/actx.h"
 #include "cpu/capability.h"
+#include "private_ops.h"
+
+TORCH_LIBRARY(actx, m) {
+  const std::vector<at::Tag> tags{at::Tag::pt2_compliant_tag};
+  // Public: torch's own leaky_relu and prelu, and their backward operators.
+  m.def("leaky_relu(Tensor self, Scalar negative_slope=0.01) -> Tensor", tags);
+  m.def(
+      "leaky_relu_(Tensor(a!) self, Scalar negative_slope=0.01) -> Tensor(a!)",
+      tags);
+  m.def(
+      "leaky_relu_backward(Tensor grad_output, Tensor self, Scalar negative_slope, "
+      "bool self_is_result) -> Tensor",
+      tags);
+  m.def("prelu(Tensor self, Tensor weight) -> Tensor", tags);
+  m.def(
+      "prelu_backward(Tensor grad_output, Tensor self, Tensor weight) -> (Tensor, Tensor)",
+      tags);
+  // Private (private_ops.h): what the autograd kernels keep for the backward
+  // instead of the input, one bit per element: leaky_relu's sign mask alone,
+  // prelu's beside its output and weight.
+  m.def(
+      "_leaky_relu_with_mask(Tensor self, Scalar negative_slope) -> (Tensor, Tensor)",
+      tags);
+  m.def(
+      "_leaky_relu_backward_from_mask(Tensor grad_output, Tensor mask, Scalar negative_slope) "
+      "-> Tensor",
+      tags);
+  m.def(
+      "_prelu_with_mask(Tensor self, Tensor weight) -> (Tensor, Tensor)", tags);
+  m.def(
+      "_prelu_with_parity(Tensor self, Tensor weight) -> (Tensor, Tensor, Tensor)",
+      tags);
+  m.def(
+      "_prelu_backward_from_mask(Tensor grad_output, Tensor mask, Tensor result, "
+      "Tensor weight) -> (Tensor, Tensor)",
+      tags);
+  m.def(
+      "_prelu_backward_from_parity(Tensor grad_output, Tensor parity, Tensor result, "
+      "Tensor weight) -> (Tensor, Tensor)",
+      tags);
+  // Not tensor operators: settings, with one kernel for all keys.
+  m.def("_cpu_capability() -> str", &actx::cpu::capability_name);
+  m.def(
+      "_set_cpu_capability(str capability) -> str", &actx::cpu::set_capability);
+  m.def("_backward_masks() -> bool", &actx::backward_masks_enabled);
+  m.def("_set_backward_masks(bool enabled) -> bool", &actx::set_backward_masks);
+}
 
 namespace actx {
 namespace {
 
-// The C++ signature comes from the declaration in actx.h (decltype), so it is
-// written only there.
+// The operator `name`, typed with the C++ signature of the function that
+// calls it (decltype of its declaration), so that the signature is written
+// only in the header.
 template <class Signature>
 c10::TypedOperatorHandle<Signature> find_op(const char* name) {
   return c10::Dispatcher::singleton()
@@ -61,29 +113,38 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward(
   return op.call(grad_output, self, weight);
 }
 
+namespace internal {
+
 std::tuple<at::Tensor, at::Tensor> leaky_relu_with_mask(
     const at::Tensor& self,
     const at::Scalar& negative_slope) {
   static const auto op =
-      find_op<decltype(leaky_relu_with_mask)>("actx::leaky_relu_with_mask");
+      find_op<decltype(leaky_relu_with_mask)>("actx::_leaky_relu_with_mask");
   return op.call(self, negative_slope);
 }
 
 at::Tensor leaky_relu_backward_from_mask(
     const at::Tensor& grad_output,
     const at::Tensor& mask,
-    const at::Scalar& negative_slope,
-    c10::SymIntArrayRef stride) {
+    const at::Scalar& negative_slope) {
   static const auto op = find_op<decltype(leaky_relu_backward_from_mask)>(
-      "actx::leaky_relu_backward_from_mask");
-  return op.call(grad_output, mask, negative_slope, stride);
+      "actx::_leaky_relu_backward_from_mask");
+  return op.call(grad_output, mask, negative_slope);
 }
 
 std::tuple<at::Tensor, at::Tensor> prelu_with_mask(
     const at::Tensor& self,
     const at::Tensor& weight) {
   static const auto op =
-      find_op<decltype(prelu_with_mask)>("actx::prelu_with_mask");
+      find_op<decltype(prelu_with_mask)>("actx::_prelu_with_mask");
+  return op.call(self, weight);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> prelu_with_parity(
+    const at::Tensor& self,
+    const at::Tensor& weight) {
+  static const auto op =
+      find_op<decltype(prelu_with_parity)>("actx::_prelu_with_parity");
   return op.call(self, weight);
 }
 
@@ -93,16 +154,8 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward_from_mask(
     const at::Tensor& result,
     const at::Tensor& weight) {
   static const auto op = find_op<decltype(prelu_backward_from_mask)>(
-      "actx::prelu_backward_from_mask");
+      "actx::_prelu_backward_from_mask");
   return op.call(grad_output, mask, result, weight);
-}
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor> prelu_with_parity(
-    const at::Tensor& self,
-    const at::Tensor& weight) {
-  static const auto op =
-      find_op<decltype(prelu_with_parity)>("actx::prelu_with_parity");
-  return op.call(self, weight);
 }
 
 std::tuple<at::Tensor, at::Tensor> prelu_backward_from_parity(
@@ -111,9 +164,11 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward_from_parity(
     const at::Tensor& result,
     const at::Tensor& weight) {
   static const auto op = find_op<decltype(prelu_backward_from_parity)>(
-      "actx::prelu_backward_from_parity");
+      "actx::_prelu_backward_from_parity");
   return op.call(grad_output, parity, result, weight);
 }
+
+} // namespace internal
 
 namespace {
 std::atomic<bool>& backward_masks() {

@@ -2,7 +2,7 @@
 with torch's activations and with actx's (one-bit sign masks, the default, and its inputs, the
 behaviour of torch_ext.set_backward_masks(False)), and the training step's time.
 
-    python -m torch_ext.benchmark_memory [--threads 1,2] [--repeats 15] [--device cuda]
+    python benchmarks/benchmark_memory.py [--threads 1,2] [--repeats 15] [--device cuda]
                                          [--quick] [--compile] [--out bench_out]
 
 Network: 3 blocks of Conv2d(32, 32, 3) -> BatchNorm2d -> activation, then a 1x1 Conv2d head, on an
@@ -25,8 +25,9 @@ from pathlib import Path
 import torch
 
 import torch_ext
-from torch_ext.benchmark import cpu_name
-from torch_ext.benchmark_compile import step_with_own_code
+
+from benchmark import cpu_name
+from benchmark_compile import step_with_own_code
 
 VARIANTS = {
     # name: (actx activations, backward masks)

@@ -1,7 +1,7 @@
 """torch.compile benchmark: the same model with torch's and with actx's activations, eager and
 compiled, in one process.
 
-    python -m torch_ext.benchmark_compile [--threads 1,2] [--repeats 15] [--device cuda]
+    python benchmarks/benchmark_compile.py [--threads 1,2] [--repeats 15] [--device cuda]
                                           [--only prelu,float32] [--quick] [--out bench_out]
 
 Models: 3 blocks of Conv2d(32, 32, 3) -> BatchNorm2d -> activation on an (8, 32, 56, 56) input,
@@ -29,7 +29,8 @@ from pathlib import Path
 import torch
 
 import torch_ext
-from torch_ext.benchmark import cpu_name
+
+from benchmark import cpu_name
 
 VARIANTS = ("torch eager", "actx eager", "torch compiled", "actx compiled", "actx opaque")
 

@@ -1,6 +1,6 @@
 """CPU benchmark: actx against torch's built-in operators and against a copy of the same bytes.
 
-    python -m torch_ext.benchmark [--threads 1,2] [--out bench_out] [--quick] [--device cuda]
+    python benchmarks/benchmark.py [--threads 1,2] [--out bench_out] [--quick] [--device cuda]
                                   [--only forward,float16]
 
 All variants of a case run in one process, at the same thread count, interleaved: each repetition
