@@ -77,8 +77,8 @@ void forward(benchmark::State& state, const KernelTable* table) {
   const std::vector<compute_t<T>> w(kChannels, compute_t<T>(0.25));
   const Span span = span_of(state, n);
   for (auto _ : state) {
-    actx::cpu::kernels_for<T>(*table).forward(
-        x.data(), w.data(), out.data(), span);
+    actx::cpu::kernels_for<T>(*table, actx::Formula::kPrelu)
+        .forward(x.data(), w.data(), out.data(), actx::FormulaScalars{}, span);
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }
@@ -95,8 +95,15 @@ void prelu_backward(benchmark::State& state, const KernelTable* table) {
   std::vector<compute_t<T>> gw(kChannels);
   const Span span = span_of(state, n);
   for (auto _ : state) {
-    actx::cpu::kernels_for<T>(*table).backward(
-        g.data(), x.data(), w.data(), gx.data(), gw.data(), span);
+    actx::cpu::kernels_for<T>(*table, actx::Formula::kPrelu)
+        .backward(
+            g.data(),
+            x.data(),
+            w.data(),
+            gx.data(),
+            gw.data(),
+            actx::FormulaScalars{},
+            span);
     benchmark::DoNotOptimize(gx.data());
     benchmark::DoNotOptimize(gw.data());
     benchmark::ClobberMemory();

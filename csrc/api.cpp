@@ -31,9 +31,21 @@ TORCH_LIBRARY(actx, m) {
   m.def(
       "prelu_backward(Tensor grad_output, Tensor self, Tensor weight) -> (Tensor, Tensor)",
       tags);
+  // StyleGAN2's fused bias + leaky ReLU + gain, with NVlabs' clamp:
+  // clamp(gain * leaky_relu(self + bias, negative_slope), -clamp, clamp), the
+  // bias along `dim`. The backward returns (grad_input, grad_bias).
+  m.def(
+      "bias_leaky_relu(Tensor self, Tensor? bias=None, Scalar negative_slope=0.2, "
+      "Scalar gain=1.4142135623730951, Scalar? clamp=None, int dim=1) -> Tensor",
+      tags);
+  m.def(
+      "bias_leaky_relu_backward(Tensor grad_output, Tensor self, Tensor? bias, "
+      "Scalar negative_slope, Scalar gain, Scalar? clamp, int dim) -> (Tensor, Tensor)",
+      tags);
   // Private (private_ops.h): what the autograd kernels keep for the backward
   // instead of the input, one bit per element: leaky_relu's sign mask alone,
-  // prelu's beside its output and weight.
+  // prelu's beside its output and weight, bias_leaky_relu's branch (and
+  // saturation) bits.
   m.def(
       "_leaky_relu_with_mask(Tensor self, Scalar negative_slope) -> (Tensor, Tensor)",
       tags);
@@ -53,6 +65,15 @@ TORCH_LIBRARY(actx, m) {
   m.def(
       "_prelu_backward_from_parity(Tensor grad_output, Tensor parity, Tensor result, "
       "Tensor weight) -> (Tensor, Tensor)",
+      tags);
+  m.def(
+      "_bias_leaky_relu_with_bits(Tensor self, Tensor? bias, Scalar negative_slope, "
+      "Scalar gain, Scalar? clamp, int dim) -> (Tensor, Tensor, Tensor)",
+      tags);
+  m.def(
+      "_bias_leaky_relu_backward_from_bits(Tensor grad_output, Tensor sign, "
+      "Tensor saturation, Tensor? bias, Scalar negative_slope, Scalar gain, "
+      "Scalar? clamp, int dim) -> (Tensor, Tensor)",
       tags);
   // Not tensor operators: settings, with one kernel for all keys.
   m.def("_cpu_capability() -> str", &actx::cpu::capability_name);
@@ -113,7 +134,59 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward(
   return op.call(grad_output, self, weight);
 }
 
+std::tuple<at::Tensor, at::Tensor> bias_leaky_relu_backward(
+    const at::Tensor& grad_output,
+    const at::Tensor& self,
+    const std::optional<at::Tensor>& bias,
+    const at::Scalar& negative_slope,
+    const at::Scalar& gain,
+    const std::optional<at::Scalar>& clamp,
+    int64_t dim) {
+  static const auto op = find_op<decltype(bias_leaky_relu_backward)>(
+      "actx::bias_leaky_relu_backward");
+  return op.call(grad_output, self, bias, negative_slope, gain, clamp, dim);
+}
+
+at::Tensor bias_leaky_relu(
+    const at::Tensor& self,
+    const std::optional<at::Tensor>& bias,
+    const at::Scalar& negative_slope,
+    const at::Scalar& gain,
+    const std::optional<at::Scalar>& clamp,
+    int64_t dim) {
+  static const auto op =
+      find_op<decltype(bias_leaky_relu)>("actx::bias_leaky_relu");
+  return op.call(self, bias, negative_slope, gain, clamp, dim);
+}
+
 namespace internal {
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> bias_leaky_relu_with_bits(
+    const at::Tensor& self,
+    const std::optional<at::Tensor>& bias,
+    const at::Scalar& negative_slope,
+    const at::Scalar& gain,
+    const std::optional<at::Scalar>& clamp,
+    int64_t dim) {
+  static const auto op = find_op<decltype(bias_leaky_relu_with_bits)>(
+      "actx::_bias_leaky_relu_with_bits");
+  return op.call(self, bias, negative_slope, gain, clamp, dim);
+}
+
+std::tuple<at::Tensor, at::Tensor> bias_leaky_relu_backward_from_bits(
+    const at::Tensor& grad_output,
+    const at::Tensor& sign,
+    const at::Tensor& saturation,
+    const std::optional<at::Tensor>& bias,
+    const at::Scalar& negative_slope,
+    const at::Scalar& gain,
+    const std::optional<at::Scalar>& clamp,
+    int64_t dim) {
+  static const auto op = find_op<decltype(bias_leaky_relu_backward_from_bits)>(
+      "actx::_bias_leaky_relu_backward_from_bits");
+  return op.call(
+      grad_output, sign, saturation, bias, negative_slope, gain, clamp, dim);
+}
 
 std::tuple<at::Tensor, at::Tensor> leaky_relu_with_mask(
     const at::Tensor& self,

@@ -108,36 +108,50 @@ at::ScalarType compute_dtype(at::ScalarType input_dtype) {
   return input_dtype == at::kDouble ? at::kDouble : at::kFloat;
 }
 
+void check_parameter(
+    const at::Tensor& param,
+    const at::Tensor& self,
+    const char* op,
+    const char* arg) {
+  TORCH_CHECK(
+      param.defined(),
+      "actx::",
+      op,
+      ": expected `",
+      arg,
+      "` to be a tensor, got None");
+  check_floating_input(param, op, arg);
+  TORCH_CHECK(
+      param.device() == self.device(),
+      "actx::",
+      op,
+      ": expected `",
+      arg,
+      "` on the same device as `self` (",
+      self.device(),
+      "), got ",
+      param.device());
+  const auto x_dtype = self.scalar_type();
+  const auto p_dtype = param.scalar_type();
+  const bool mixed_precision = p_dtype == at::kFloat &&
+      (x_dtype == at::kHalf || x_dtype == at::kBFloat16);
+  TORCH_CHECK(
+      p_dtype == x_dtype || mixed_precision,
+      "actx::",
+      op,
+      ": expected `",
+      arg,
+      "` to have the dtype of `self` (",
+      x_dtype,
+      ") or float32 for a float16/bfloat16 `self`, got ",
+      p_dtype);
+}
+
 SymDimVector prelu_weight_sym_shape(
     const at::Tensor& self,
     const at::Tensor& weight,
     const char* op) {
-  TORCH_CHECK(
-      weight.defined(),
-      "actx::",
-      op,
-      ": expected `weight` to be a tensor, got None");
-  check_floating_input(weight, op, "weight");
-  TORCH_CHECK(
-      weight.device() == self.device(),
-      "actx::",
-      op,
-      ": expected `weight` on the same device as `self` (",
-      self.device(),
-      "), got ",
-      weight.device());
-  const auto x_dtype = self.scalar_type();
-  const auto w_dtype = weight.scalar_type();
-  const bool mixed_precision = w_dtype == at::kFloat &&
-      (x_dtype == at::kHalf || x_dtype == at::kBFloat16);
-  TORCH_CHECK(
-      w_dtype == x_dtype || mixed_precision,
-      "actx::",
-      op,
-      ": expected `weight` to have the dtype of `self` (",
-      x_dtype,
-      ") or float32 for a float16/bfloat16 `self`, got ",
-      w_dtype);
+  check_parameter(weight, self, op, "weight");
 
   const int64_t nd = self.dim();
   SymDimVector shape(nd, c10::SymInt(1));
@@ -200,15 +214,19 @@ SymDimVector prelu_weight_sym_shape(
   return shape;
 }
 
+DimVector concrete(const SymDimVector& shape) {
+  DimVector result;
+  for (const c10::SymInt& s : shape) {
+    result.push_back(s.expect_int());
+  }
+  return result;
+}
+
 DimVector prelu_weight_shape(
     const at::Tensor& self,
     const at::Tensor& weight,
     const char* op) {
-  DimVector shape;
-  for (const c10::SymInt& s : prelu_weight_sym_shape(self, weight, op)) {
-    shape.push_back(s.expect_int());
-  }
-  return shape;
+  return concrete(prelu_weight_sym_shape(self, weight, op));
 }
 
 void check_bits(

@@ -33,13 +33,21 @@ void check_like_self(
     const char* op,
     const char* arg);
 
-// Checks a per-channel parameter `param` (named `arg`: prelu's weight) against
-// self and returns its shape aligned to self: self.dim() entries, 1 where the
-// parameter does not vary. torch's rules for a 0-d/1-d weight (one element, or
-// one per channel along dim 1); a weight of two or more dims broadcasts
-// numpy-style (right-aligned). Its dtype is self's, or float32 for a
-// float16/bfloat16 self. Symbolic sizes (torch.compile with dynamic shapes) are
-// fine; the concrete version is for kernels.
+// A per-channel parameter (named `arg`: prelu's weight, bias_leaky_relu's
+// bias) must be a dense floating tensor on self's device, of self's dtype or
+// float32 for a float16/bfloat16 self.
+void check_parameter(
+    const at::Tensor& param,
+    const at::Tensor& self,
+    const char* op,
+    const char* arg);
+
+// Checks prelu's weight against self and returns its shape aligned to self:
+// self.dim() entries, 1 where the weight does not vary. torch's rules for a
+// 0-d/1-d weight (one element, or one per channel along dim 1); a weight of two
+// or more dims broadcasts numpy-style (right-aligned). Symbolic sizes
+// (torch.compile with dynamic shapes) are fine; the concrete version is for
+// kernels.
 SymDimVector prelu_weight_sym_shape(
     const at::Tensor& self,
     const at::Tensor& weight,
@@ -48,6 +56,9 @@ DimVector prelu_weight_shape(
     const at::Tensor& self,
     const at::Tensor& weight,
     const char* op);
+
+// A shape of symbolic sizes as concrete ones (for kernels).
+DimVector concrete(const SymDimVector& shape);
 
 // The dtype the kernels compute in: float for float16/bfloat16, else the
 // input's own.

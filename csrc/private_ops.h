@@ -8,6 +8,7 @@
 #include <ATen/core/Tensor.h>
 #include <c10/core/Scalar.h>
 
+#include <optional>
 #include <tuple>
 
 namespace actx::internal {
@@ -44,5 +45,27 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward_from_parity(
     const at::Tensor& parity,
     const at::Tensor& result,
     const at::Tensor& weight);
+
+// (y, sign, saturation): bias_leaky_relu and the branch of each element
+// (bit set where x + b > 0), and with a clamp whether it was clamped (else 0
+// bytes).
+std::tuple<at::Tensor, at::Tensor, at::Tensor> bias_leaky_relu_with_bits(
+    const at::Tensor& self,
+    const std::optional<at::Tensor>& bias,
+    const at::Scalar& negative_slope,
+    const at::Scalar& gain,
+    const std::optional<at::Scalar>& clamp,
+    int64_t dim);
+// bias_leaky_relu_backward from those bits, which belong to grad_output's
+// elements in its memory order.
+std::tuple<at::Tensor, at::Tensor> bias_leaky_relu_backward_from_bits(
+    const at::Tensor& grad_output,
+    const at::Tensor& sign,
+    const at::Tensor& saturation,
+    const std::optional<at::Tensor>& bias,
+    const at::Scalar& negative_slope,
+    const at::Scalar& gain,
+    const std::optional<at::Scalar>& clamp,
+    int64_t dim);
 
 } // namespace actx::internal

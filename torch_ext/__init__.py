@@ -52,7 +52,7 @@ _check_torch_version()
 torch.ops.load_library(str(_library_path()))
 
 from . import inductor, nn  # noqa: E402
-from .functional import leaky_relu, leaky_relu_, prelu  # noqa: E402
+from .functional import bias_leaky_relu, leaky_relu, leaky_relu_, prelu  # noqa: E402
 from .nn import replace_activations  # noqa: E402
 
 inductor._install()
@@ -96,6 +96,7 @@ def set_cpu_capability(capability: str) -> str:
 
 __all__ = [
     "__version__",
+    "bias_leaky_relu",
     "leaky_relu",
     "leaky_relu_",
     "prelu",

@@ -101,12 +101,57 @@ def _prelu_backward(grad_output: Tensor, self: Tensor, weight: Tensor):
     return grad_input, terms.reshape(weight.shape).to(weight.dtype)
 
 
+def _bias_view(self: Tensor, bias: Tensor, dim: int) -> Tensor:
+    """bias_leaky_relu's 1-D bias shaped to broadcast along `dim` of self."""
+    shape = [1] * self.dim()
+    shape[dim % self.dim()] = -1
+    return bias.reshape(shape)
+
+
+def _compute_dtype(t: Tensor) -> torch.dtype:
+    return torch.float64 if t.dtype == torch.float64 else torch.float32
+
+
+def _bias_leaky_relu_parts(self: Tensor, bias, negative_slope, gain, dim):
+    """t = x + b in the compute type, its branch, and gain * leaky_relu(t): actx's kernels'
+    operations in their order, so that the results are theirs bit for bit."""
+    t = self.to(_compute_dtype(self))
+    if bias is not None:
+        t = t + _bias_view(self, bias, dim).to(t.dtype)
+    positive = t > 0
+    return positive, torch.where(positive, t, t * negative_slope) * gain
+
+
+def _bias_leaky_relu(self: Tensor, bias=None, negative_slope=0.2, gain=2**0.5, clamp=None, dim=1) -> Tensor:
+    _, v = _bias_leaky_relu_parts(self, bias, negative_slope, gain, dim)
+    if clamp is not None:
+        # NaN compares false both ways and stays NaN (torch.clamp's rule).
+        v = torch.where(v > clamp, clamp, torch.where(v < -clamp, -clamp, v))
+    return v.to(self.dtype)
+
+
+def _bias_leaky_relu_backward(grad_output: Tensor, self: Tensor, bias, negative_slope, gain, clamp, dim):
+    # dL/dx = (g * gain) * (t > 0 ? 1 : alpha), 0 where the output was clamped; dL/db its sums.
+    positive, v = _bias_leaky_relu_parts(self, bias, negative_slope, gain, dim)
+    through_gain = grad_output.to(v.dtype) * gain
+    d = torch.where(positive, through_gain, through_gain * negative_slope)
+    if clamp is not None:
+        d = torch.where((v > clamp) | (v < -clamp), 0.0, d)
+    if bias is None:
+        return d.to(grad_output.dtype), grad_output.new_empty(0)
+    dims = [k for k in range(self.dim()) if k != dim % self.dim()]
+    grad_bias = d.sum(dims) if dims else d
+    return d.to(grad_output.dtype), grad_bias.to(bias.dtype)
+
+
 DECOMPOSITIONS: dict[torch._ops.OpOverload, Callable] = {
     actx.leaky_relu.default: _leaky_relu,
     actx.leaky_relu_.default: _leaky_relu_,
     actx.leaky_relu_backward.default: _leaky_relu_backward,
     actx.prelu.default: _prelu,
     actx.prelu_backward.default: _prelu_backward,
+    actx.bias_leaky_relu.default: _bias_leaky_relu,
+    actx.bias_leaky_relu_backward.default: _bias_leaky_relu_backward,
 }
 # actx's private operators (what prelu's autograd kernel keeps for the backward) have no entry: a
 # traced call keeps its input (docs/memory.md), so no compiled graph holds them.

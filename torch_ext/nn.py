@@ -1,5 +1,6 @@
 """Modules with torch.nn.LeakyReLU's and torch.nn.PReLU's constructor arguments, repr and
-state_dict keys, so a checkpoint of either loads into the other. Both work under torch.jit.script.
+state_dict keys, so a checkpoint of either loads into the other; and FusedLeakyReLU with the
+state_dict of StyleGAN2's (rosinality's, basicsr's, mmcv's). All work under torch.jit.script.
 """
 
 import torch
@@ -46,6 +47,40 @@ class PReLU(torch.nn.Module):
 
     def extra_repr(self) -> str:
         return f"num_parameters={self.num_parameters}"
+
+
+class FusedLeakyReLU(torch.nn.Module):
+    """StyleGAN2's FusedLeakyReLU: scale * leaky_relu(input + bias, negative_slope), the bias
+    (a learned [channel] parameter, key "bias", zeros at first; none with bias=False) along dim 1.
+    A checkpoint of rosinality's, basicsr's or mmcv's FusedLeakyReLU loads into it."""
+
+    __constants__ = ["negative_slope", "scale"]
+    negative_slope: float
+    scale: float
+
+    def __init__(
+        self,
+        channel: int,
+        negative_slope: float = 0.2,
+        scale: float = F.SQRT_2,
+        bias: bool = True,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        self.channel = channel
+        self.negative_slope = negative_slope
+        self.scale = scale
+        if bias:
+            self.bias = torch.nn.Parameter(torch.zeros(channel, device=device, dtype=dtype))
+        else:
+            self.register_parameter("bias", None)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.bias_leaky_relu(input, self.bias, self.negative_slope, self.scale)
+
+    def extra_repr(self) -> str:
+        return f"{self.channel}, negative_slope={self.negative_slope}, scale={self.scale}, bias={self.bias is not None}"
 
 
 def replace_activations(model: torch.nn.Module) -> torch.nn.Module:

@@ -1,4 +1,5 @@
-"""ONNX export of models that use actx: the operators become ONNX's standard LeakyRelu and PRelu.
+"""ONNX export of models that use actx: the operators become ONNX's standard LeakyRelu and PRelu
+(and, for bias_leaky_relu, Add, Mul and Clip).
 
 torch.onnx.export does not know custom operators; this module tells it how to write actx's::
 
@@ -20,6 +21,9 @@ for x <= 0, so where the slope is negative a zero comes out with its sign kept (
   weight on dim 1, so a 0-d/1-d weight is reshaped to [C, 1, ..., 1]; a weight of two or more dims
   already follows the ONNX rule. A float32 weight with a float16/bfloat16 input (PRelu needs one
   dtype) is computed as actx does: in float32, rounded once to the input's dtype.
+- bias_leaky_relu -> Add (the bias, reshaped along `dim`), LeakyRelu, Mul (the gain), Clip (with a
+  clamp), in float32 (float64 for a float64 input) with Casts around a float16/bfloat16 input, as
+  actx computes it; the slope goes in as for leaky_relu.
 - leaky_relu_ is an in-place operator; export functionalizes it into leaky_relu first.
 
 Needs the onnx and onnxscript packages (and onnxruntime to run the result).
@@ -78,6 +82,27 @@ def _prelu_graph(graph, x, x_rank: int, x_type: int, weight, weight_rank: int, w
     return graph.node("Cast", wide, to=x_type)
 
 
+def _bias_leaky_relu_graph(
+    graph, x, x_rank: int, x_type: int, bias, negative_slope: float, gain: float, clamp, dim: int
+):
+    from onnx import TensorProto
+
+    wide = TensorProto.DOUBLE if x_type == TensorProto.DOUBLE else TensorProto.FLOAT
+    compute = torch.float64 if wide == TensorProto.DOUBLE else torch.float32
+    t = x if x_type == wide else graph.node("Cast", x, to=wide)
+    if bias is not None:
+        shape = [1] * x_rank
+        shape[dim % x_rank] = -1
+        b = graph.node("Reshape", bias, graph.constant(torch.tensor(shape, dtype=torch.int64)))
+        t = graph.node("Add", t, graph.node("Cast", b, to=wide))
+    v = _leaky_relu_graph(graph, t, wide, negative_slope)
+    v = graph.node("Mul", v, graph.constant(torch.tensor(gain, dtype=compute)))
+    if clamp is not None:
+        c = torch.tensor(clamp, dtype=compute)
+        v = graph.node("Clip", v, graph.constant(-c), graph.constant(c))
+    return v if x_type == wide else graph.node("Cast", v, to=x_type)
+
+
 # --- The dynamo exporter (torch.onnx.export(..., dynamo=True), torch's default) ---------------------
 
 
@@ -106,11 +131,18 @@ def _prelu(self, weight):
     )
 
 
+def _bias_leaky_relu(self, bias=None, negative_slope: float = 0.2, gain: float = 2**0.5, clamp=None, dim: int = 1):
+    return _bias_leaky_relu_graph(
+        _OnnxScriptGraph(), self, len(self.shape), int(self.dtype), bias, negative_slope, gain, clamp, dim
+    )
+
+
 def translation_table() -> dict[Callable, Callable]:
     """torch.onnx.export's custom_translation_table for the actx operators (dynamo exporter)."""
     return {
         torch.ops.actx.leaky_relu.default: _leaky_relu,
         torch.ops.actx.prelu.default: _prelu,
+        torch.ops.actx.bias_leaky_relu.default: _bias_leaky_relu,
     }
 
 
@@ -160,10 +192,34 @@ def _ts_prelu(g, self, weight):
     )
 
 
+def _ts_bias_leaky_relu(g, self, bias, negative_slope, gain, clamp, dim):
+    from torch.onnx import symbolic_helper
+
+    rank = symbolic_helper._get_tensor_rank(self)
+    if rank is None:
+        return symbolic_helper._unimplemented("actx::bias_leaky_relu", "an input of unknown rank", self)
+    const = symbolic_helper._maybe_get_const
+    bias = None if symbolic_helper._is_none(bias) else bias
+    clamp = None if symbolic_helper._is_none(clamp) else const(clamp, "f")
+    return _bias_leaky_relu_graph(
+        _TorchScriptGraph(g),
+        self,
+        rank,
+        _ts_elem_type(self),
+        bias,
+        const(negative_slope, "f"),
+        const(gain, "f"),
+        clamp,
+        const(dim, "i"),
+    )
+
+
 def register_torchscript_symbolics() -> None:
     """Teaches the TorchScript exporter (dynamo=False) the actx operators; safe to call again."""
     torch.onnx.register_custom_op_symbolic("actx::leaky_relu", _ts_leaky_relu, _TORCHSCRIPT_OPSET)
     torch.onnx.register_custom_op_symbolic("actx::prelu", _ts_prelu, _TORCHSCRIPT_OPSET)
+    # Clip with min and max as inputs: opset 11.
+    torch.onnx.register_custom_op_symbolic("actx::bias_leaky_relu", _ts_bias_leaky_relu, 11)
 
 
 def export(model, args: tuple[Any, ...] = (), f=None, *, dynamo: bool = True, **kwargs):

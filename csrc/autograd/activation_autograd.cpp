@@ -18,9 +18,13 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <optional>
 #include <string>
 
 #include "actx/actx.h"
+#define ACTX_FORMULA_IDS_ONLY
+#include "activation_formulas.h"
+#undef ACTX_FORMULA_IDS_ONLY
 #include "autograd/derivatives.h"
 #include "autograd/node.h"
 #include "checks.h"
@@ -107,18 +111,27 @@ Keep prelu_keeps(const at::Tensor& self, const at::Tensor& weight) {
   return Keep::kInput;
 }
 
-// The one decision: what a call of leaky_relu (`weight` undefined) or prelu
-// keeps for its backward. Only asked when a gradient will be computed.
-// leaky_relu keeps the sign mask rather than its output, which would be
-// smaller still where the next layer keeps it anyway, but would make modifying
-// the output in place before the backward an error, where torch's leaky_relu
-// (which keeps its input) allows it (docs/memory.md has both measured).
-Keep keep_for_backward(const at::Tensor& self, const at::Tensor& weight) {
+// The one decision: what a call of leaky_relu (formula kPrelu, `param`
+// undefined), prelu (kPrelu with its weight) or bias_leaky_relu
+// (kBiasLeakyRelu, `param` its bias or undefined) keeps for its backward. Only
+// asked when a gradient will be computed. leaky_relu keeps the sign mask rather
+// than its output, which would be smaller still where the next layer keeps it
+// anyway, but would make modifying the output in place before the backward an
+// error, where torch's leaky_relu (which keeps its input) allows it
+// (docs/memory.md has both measured).
+Keep keep_for_backward(
+    Formula formula,
+    const at::Tensor& self,
+    const at::Tensor& param) {
   if (!backward_masks_enabled() || !plain(self) ||
-      (weight.defined() && !plain(weight))) {
+      (param.defined() && !plain(param))) {
     return Keep::kInput;
   }
-  return weight.defined() ? prelu_keeps(self, weight) : Keep::kSignMask;
+  if (formula == Formula::kPrelu && param.defined()) {
+    return prelu_keeps(self, param);
+  }
+  // leaky_relu's sign mask; bias_leaky_relu's branch (and saturation) bits.
+  return Keep::kSignMask;
 }
 
 // ---- leaky_relu ----
@@ -159,7 +172,8 @@ at::Tensor leaky_relu_autograd(
     const at::Scalar& negative_slope) {
   // The mask only when a backward will read it: inference computes none.
   if (torch::autograd::compute_requires_grad(self) &&
-      keep_for_backward(self, at::Tensor()) == Keep::kSignMask) {
+      keep_for_backward(Formula::kPrelu, self, at::Tensor()) ==
+          Keep::kSignMask) {
     return std::get<0>(leaky_relu_with_mask_autograd(self, negative_slope));
   }
   at::Tensor result;
@@ -389,7 +403,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> prelu_with_parity_autograd(
 
 at::Tensor prelu_autograd(const at::Tensor& self, const at::Tensor& weight) {
   if (torch::autograd::compute_requires_grad(self, weight)) {
-    switch (keep_for_backward(self, weight)) {
+    switch (keep_for_backward(Formula::kPrelu, self, weight)) {
       case Keep::kParityBits:
         return std::get<0>(prelu_with_parity_autograd(self, weight));
       case Keep::kSignMask:
@@ -472,6 +486,212 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward_from_bits_autograd(
   return {grad_input, grad_weight};
 }
 
+// ---- bias_leaky_relu ----
+
+at::Tensor bias_of(const std::optional<at::Tensor>& bias) {
+  return bias.has_value() ? *bias : at::Tensor();
+}
+
+std::optional<at::Tensor> primal_bias(const std::optional<at::Tensor>& bias) {
+  return bias.has_value() && bias->defined()
+      ? std::optional<at::Tensor>(primal_of(*bias))
+      : std::nullopt;
+}
+
+// The tangent of bias_leaky_relu(x, b, ...): the backward operator applied to
+// x's tangent plus b's broadcast.
+void set_bias_leaky_relu_tangent(
+    at::Tensor& result,
+    const at::Tensor& self,
+    const std::optional<at::Tensor>& bias,
+    const BiasLeakyReluConstants& c) {
+  const at::Tensor b = bias_of(bias);
+  const at::Tensor g = with_bias_term(
+      tangent_of(self),
+      tangent_of(b),
+      self.sym_sizes(),
+      c.dim,
+      self.scalar_type());
+  if (g.defined()) {
+    result._set_fw_grad(
+        std::get<0>(actx::bias_leaky_relu_backward(
+            g,
+            primal_of(self),
+            primal_bias(bias),
+            c.negative_slope,
+            c.gain,
+            c.clamp,
+            c.dim)),
+        0,
+        false);
+  }
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor>
+bias_leaky_relu_with_bits_autograd(
+    const at::Tensor& self,
+    const std::optional<at::Tensor>& bias,
+    const at::Scalar& negative_slope,
+    const at::Scalar& gain,
+    const std::optional<at::Scalar>& clamp,
+    int64_t dim) {
+  const at::Tensor b = bias_of(bias);
+  auto node = make_node<BiasLeakyReluFromBitsFormula>(self, b);
+  at::Tensor result, sign, saturation;
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    std::tie(result, sign, saturation) = internal::bias_leaky_relu_with_bits(
+        self, bias, negative_slope, gain, clamp, dim);
+  }
+  if (node) {
+    node->set_constants(
+        {negative_slope,
+         gain,
+         clamp,
+         dim,
+         result.sizes().vec(),
+         result.strides().vec(),
+         static_cast<int64_t>(result.scalar_type())});
+    node->keep(node->saved.sign, sign);
+    node->keep(node->saved.saturation, saturation);
+    node->keep(node->saved.bias, b);
+    torch::autograd::set_history(result, node);
+    node_created(node);
+  }
+  set_bias_leaky_relu_tangent(
+      result, self, bias, {negative_slope, gain, clamp, dim});
+  return {result, sign, saturation};
+}
+
+at::Tensor bias_leaky_relu_autograd(
+    const at::Tensor& self,
+    const std::optional<at::Tensor>& bias,
+    const at::Scalar& negative_slope,
+    const at::Scalar& gain,
+    const std::optional<at::Scalar>& clamp,
+    int64_t dim) {
+  const at::Tensor b = bias_of(bias);
+  if (torch::autograd::compute_requires_grad(self, b) &&
+      keep_for_backward(Formula::kBiasLeakyRelu, self, b) == Keep::kSignMask) {
+    return std::get<0>(bias_leaky_relu_with_bits_autograd(
+        self, bias, negative_slope, gain, clamp, dim));
+  }
+  at::Tensor result;
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    result =
+        actx::bias_leaky_relu(self, bias, negative_slope, gain, clamp, dim);
+  }
+  const BiasLeakyReluConstants constants{negative_slope, gain, clamp, dim};
+  if (auto node = make_node<BiasLeakyReluFormula>(self, b)) {
+    node->set_constants(constants);
+    node->keep(node->saved.self, self);
+    node->keep(node->saved.bias, b);
+    torch::autograd::set_history(result, node);
+    node_created(node);
+  }
+  set_bias_leaky_relu_tangent(result, self, bias, constants);
+  return result;
+}
+
+// The two backward operators are linear in grad_output: their tangents are
+// the operator on grad_output's tangent.
+std::tuple<at::Tensor, at::Tensor> bias_leaky_relu_backward_autograd(
+    const at::Tensor& grad_output,
+    const at::Tensor& self,
+    const std::optional<at::Tensor>& bias,
+    const at::Scalar& negative_slope,
+    const at::Scalar& gain,
+    const std::optional<at::Scalar>& clamp,
+    int64_t dim) {
+  const at::Tensor b = bias_of(bias);
+  auto node = make_node<BiasLeakyReluBackwardFormula>(grad_output, self, b);
+  at::Tensor grad_input, grad_bias;
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    std::tie(grad_input, grad_bias) = actx::bias_leaky_relu_backward(
+        grad_output, self, bias, negative_slope, gain, clamp, dim);
+  }
+  if (node) {
+    node->set_constants({negative_slope, gain, clamp, dim});
+    node->keep(node->saved.self, self);
+    node->keep(node->saved.bias, b);
+    torch::autograd::set_history({grad_input, grad_bias}, node);
+    node_created(node);
+  }
+  if (const at::Tensor t = tangent_of(grad_output); t.defined()) {
+    auto [input_t, bias_t] = actx::bias_leaky_relu_backward(
+        t,
+        primal_of(self),
+        primal_bias(bias),
+        negative_slope,
+        gain,
+        clamp,
+        dim);
+    grad_input._set_fw_grad(input_t, 0, false);
+    grad_bias._set_fw_grad(bias_t, 0, false);
+  }
+  return {grad_input, grad_bias};
+}
+
+std::tuple<at::Tensor, at::Tensor> bias_leaky_relu_backward_from_bits_autograd(
+    const at::Tensor& grad_output,
+    const at::Tensor& sign,
+    const at::Tensor& saturation,
+    const std::optional<at::Tensor>& bias,
+    const at::Scalar& negative_slope,
+    const at::Scalar& gain,
+    const std::optional<at::Scalar>& clamp,
+    int64_t dim) {
+  auto node = make_node<BiasLeakyReluBackwardFromBitsFormula>(grad_output);
+  at::Tensor grad_input, grad_bias;
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    std::tie(grad_input, grad_bias) =
+        internal::bias_leaky_relu_backward_from_bits(
+            grad_output,
+            sign,
+            saturation,
+            bias,
+            negative_slope,
+            gain,
+            clamp,
+            dim);
+  }
+  if (node) {
+    node->set_constants(
+        {negative_slope,
+         gain,
+         clamp,
+         dim,
+         grad_input.sizes().vec(),
+         grad_input.strides().vec(),
+         static_cast<int64_t>(grad_input.scalar_type())});
+    node->keep(node->saved.sign, sign);
+    node->keep(node->saved.saturation, saturation);
+    node->keep(node->saved.bias, bias_of(bias));
+    torch::autograd::set_history({grad_input, grad_bias}, node);
+    node_created(node);
+  }
+  if (const at::Tensor t = tangent_of(grad_output); t.defined()) {
+    const at::Tensor laid_out = t.strides() == grad_output.strides()
+        ? t
+        : at::empty_like(grad_output).copy_(t);
+    auto [input_t, bias_t] = internal::bias_leaky_relu_backward_from_bits(
+        laid_out,
+        primal_of(sign),
+        primal_of(saturation),
+        primal_bias(bias),
+        negative_slope,
+        gain,
+        clamp,
+        dim);
+    grad_input._set_fw_grad(input_t, 0, false);
+    grad_bias._set_fw_grad(bias_t, 0, false);
+  }
+  return {grad_input, grad_bias};
+}
+
 } // namespace
 } // namespace actx::autograd
 
@@ -482,6 +702,9 @@ TORCH_LIBRARY_IMPL(actx, Autograd, m) {
   m.impl("leaky_relu_backward", TORCH_FN(leaky_relu_backward_autograd));
   m.impl("prelu", TORCH_FN(prelu_autograd));
   m.impl("prelu_backward", TORCH_FN(prelu_backward_autograd));
+  m.impl("bias_leaky_relu", TORCH_FN(bias_leaky_relu_autograd));
+  m.impl(
+      "bias_leaky_relu_backward", TORCH_FN(bias_leaky_relu_backward_autograd));
   m.impl("_leaky_relu_with_mask", TORCH_FN(leaky_relu_with_mask_autograd));
   m.impl(
       "_leaky_relu_backward_from_mask",
@@ -494,6 +717,12 @@ TORCH_LIBRARY_IMPL(actx, Autograd, m) {
   m.impl(
       "_prelu_backward_from_parity",
       TORCH_FN(prelu_backward_from_bits_autograd<PreluBits::kParity>));
+  m.impl(
+      "_bias_leaky_relu_with_bits",
+      TORCH_FN(bias_leaky_relu_with_bits_autograd));
+  m.impl(
+      "_bias_leaky_relu_backward_from_bits",
+      TORCH_FN(bias_leaky_relu_backward_from_bits_autograd));
 }
 
 TORCH_LIBRARY_IMPL(actx, ADInplaceOrView, m) {

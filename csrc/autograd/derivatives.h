@@ -13,6 +13,8 @@
 
 #include <ATen/ATen.h>
 
+#include <optional>
+#include <tuple>
 #include <vector>
 
 #include "actx/actx.h"
@@ -482,5 +484,172 @@ inline std::tuple<at::Tensor, at::Tensor> prelu_backward_from_bits_tangents(
       at::where(non_negative, at::zeros_like(term), term), shape, w);
   return {grad_input_t, grad_weight_t};
 }
+
+// ---- bias_leaky_relu ----
+// y = clamp(gain * leaky_relu(x + b, alpha), -c, c) is piecewise linear in x
+// and b: dL/dx = g * d, d fixed by each element's branch and saturation, dL/db
+// its sum along the bias's dim, and the backward operators are linear in g
+// (their derivatives in x and b vanish almost everywhere), so every derivative
+// of any order is one of them applied to a gradient.
+
+// The scalars of every bias_leaky_relu node.
+struct BiasLeakyReluConstants {
+  at::Scalar negative_slope;
+  at::Scalar gain;
+  std::optional<at::Scalar> clamp;
+  int64_t dim = 1;
+  ACTX_SLOTS(negative_slope, gain, clamp, dim)
+};
+
+// g plus the bias's gradient `g_bias` broadcast along `dim` to `sizes` (either
+// undefined: zero), in `dtype`: the gradient of x + b's terms.
+inline at::Tensor with_bias_term(
+    const at::Tensor& g,
+    const at::Tensor& g_bias,
+    c10::SymIntArrayRef sizes,
+    int64_t dim,
+    at::ScalarType dtype) {
+  if (!g_bias.defined() || g_bias.sym_numel() == 0) {
+    return g;
+  }
+  const auto nd = static_cast<int64_t>(sizes.size());
+  SymDimVector shape(nd, c10::SymInt(1));
+  const int64_t d = dim < 0 ? dim + nd : dim;
+  shape[d] = sizes[d];
+  const at::Tensor b = g_bias.reshape_symint(shape);
+  return (g.defined() ? g + b : b.expand_symint(sizes)).to(dtype);
+}
+
+// bias_leaky_relu's node when it keeps x (and the bias).
+struct BiasLeakyReluFormula {
+  static constexpr const char* kName = "actx::BiasLeakyReluBackward";
+  template <class T>
+  struct Saved {
+    T self;
+    T bias;
+    ACTX_SLOTS(self, bias)
+  };
+  using Constants = BiasLeakyReluConstants;
+  // Inputs: self, bias.
+  static variable_list backward(
+      const Saved<at::Tensor>& saved,
+      const Constants& c,
+      const variable_list& grads) {
+    if (!grads[0].defined()) {
+      return {at::Tensor(), at::Tensor()};
+    }
+    const std::optional<at::Tensor> bias = saved.bias.defined()
+        ? std::optional<at::Tensor>(saved.bias)
+        : std::nullopt;
+    auto [grad_input, grad_bias] = actx::bias_leaky_relu_backward(
+        grads[0], saved.self, bias, c.negative_slope, c.gain, c.clamp, c.dim);
+    return {grad_input, bias ? grad_bias : at::Tensor()};
+  }
+};
+
+// bias_leaky_relu's node when it keeps the branch (and saturation) bits; the
+// bits belong to the output's elements in its memory order (its `strides`).
+struct BiasLeakyReluFromBitsFormula {
+  static constexpr const char* kName = "actx::BiasLeakyReluBackwardFromBits";
+  template <class T>
+  struct Saved {
+    T sign;
+    T saturation;
+    T bias;
+    ACTX_SLOTS(sign, saturation, bias)
+  };
+  struct Constants {
+    at::Scalar negative_slope;
+    at::Scalar gain;
+    std::optional<at::Scalar> clamp;
+    int64_t dim = 1;
+    // The output's layout and dtype.
+    std::vector<int64_t> sizes;
+    std::vector<int64_t> strides;
+    int64_t dtype = 0;
+    ACTX_SLOTS(negative_slope, gain, clamp, dim, sizes, strides, dtype)
+  };
+  // The operator's two gradients from g, laid out as the output first.
+  static std::tuple<at::Tensor, at::Tensor> grads_of(
+      const at::Tensor& g,
+      const Saved<at::Tensor>& saved,
+      const Constants& c) {
+    // new_empty_strided: under vmap (batched gradients) it gives each sample
+    // these strides.
+    const at::Tensor laid_out = g.strides() == at::IntArrayRef(c.strides)
+        ? g
+        : g.new_empty_strided(g.sizes(), c.strides).copy_(g);
+    const std::optional<at::Tensor> bias = saved.bias.defined()
+        ? std::optional<at::Tensor>(saved.bias)
+        : std::nullopt;
+    return internal::bias_leaky_relu_backward_from_bits(
+        laid_out,
+        saved.sign,
+        saved.saturation,
+        bias,
+        c.negative_slope,
+        c.gain,
+        c.clamp,
+        c.dim);
+  }
+  // Inputs: self, bias.
+  static variable_list backward(
+      const Saved<at::Tensor>& saved,
+      const Constants& c,
+      const variable_list& grads) {
+    if (!grads[0].defined()) {
+      return {at::Tensor(), at::Tensor()};
+    }
+    auto [grad_input, grad_bias] = grads_of(grads[0], saved, c);
+    return {grad_input, saved.bias.defined() ? grad_bias : at::Tensor()};
+  }
+};
+
+// The node of bias_leaky_relu_backward(g, x, b, ...): linear in g.
+struct BiasLeakyReluBackwardFormula {
+  static constexpr const char* kName = "actx::BiasLeakyReluBackwardBackward";
+  template <class T>
+  using Saved = BiasLeakyReluFormula::Saved<T>;
+  using Constants = BiasLeakyReluConstants;
+  // Inputs: grad_output, self, bias.
+  static variable_list backward(
+      const Saved<at::Tensor>& saved,
+      const Constants& c,
+      const variable_list& grads) {
+    const at::Tensor g = with_bias_term(
+        grads[0],
+        grads[1],
+        saved.self.sym_sizes(),
+        c.dim,
+        saved.self.scalar_type());
+    if (!g.defined()) {
+      return {at::Tensor(), at::Tensor(), at::Tensor()};
+    }
+    const variable_list d = BiasLeakyReluFormula::backward(saved, c, {g});
+    return {d[0], at::Tensor(), at::Tensor()};
+  }
+};
+
+// The node of _bias_leaky_relu_backward_from_bits(g, bits, ...): linear in g.
+struct BiasLeakyReluBackwardFromBitsFormula {
+  static constexpr const char* kName =
+      "actx::BiasLeakyReluBackwardFromBitsBackward";
+  template <class T>
+  using Saved = BiasLeakyReluFromBitsFormula::Saved<T>;
+  using Constants = BiasLeakyReluFromBitsFormula::Constants;
+  // Inputs: grad_output.
+  static variable_list backward(
+      const Saved<at::Tensor>& saved,
+      const Constants& c,
+      const variable_list& grads) {
+    if (!grads[0].defined() && !grads[1].defined()) {
+      return {at::Tensor()};
+    }
+    const std::vector<c10::SymInt> sizes(c.sizes.begin(), c.sizes.end());
+    const at::Tensor g = with_bias_term(
+        grads[0], grads[1], sizes, c.dim, static_cast<at::ScalarType>(c.dtype));
+    return {std::get<0>(BiasLeakyReluFromBitsFormula::grads_of(g, saved, c))};
+  }
+};
 
 } // namespace actx::autograd

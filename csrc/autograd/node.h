@@ -35,6 +35,7 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -117,6 +118,12 @@ inline void from_ivalue(const c10::IValue& v, bool& out) {
 }
 inline void from_ivalue(const c10::IValue& v, std::vector<int64_t>& out) {
   out = v.toIntVector();
+}
+inline void from_ivalue(const c10::IValue& v, int64_t& out) {
+  out = v.toInt();
+}
+inline void from_ivalue(const c10::IValue& v, std::optional<at::Scalar>& out) {
+  out = v.isNone() ? std::nullopt : std::optional<at::Scalar>(v.toScalar());
 }
 } // namespace detail
 

@@ -205,6 +205,157 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward_batched(
           scope.level)};
 }
 
+// ---- One call per sample ----
+
+bool is_batched(const at::Tensor& t, int64_t level) {
+  return isBatchedAtLevel(t, level);
+}
+bool is_batched(const std::optional<at::Tensor>& t, int64_t level) {
+  return t.has_value() && isBatchedAtLevel(*t, level);
+}
+template <class Other>
+bool is_batched(const Other&, int64_t) {
+  return false;
+}
+
+// Sample b of an argument at `level`: a tensor's slice when batched there,
+// else the argument itself.
+at::Tensor sample_of(const at::Tensor& t, int64_t level, int64_t b) {
+  auto [value, bdim] = unwrapTensorAtLevel(t, level);
+  return bdim ? value.select(*bdim, b) : value;
+}
+std::optional<at::Tensor> sample_of(
+    const std::optional<at::Tensor>& t,
+    int64_t level,
+    int64_t b) {
+  return t.has_value() ? std::optional<at::Tensor>(sample_of(*t, level, b))
+                       : std::nullopt;
+}
+template <class Other>
+const Other& sample_of(const Other& value, int64_t, int64_t) {
+  return value;
+}
+
+// op(args...) once per sample of the batch at `level`, the results (a tensor,
+// or a pair of tensors) stacked along a batch dim in front.
+template <class Op, class... Args>
+auto per_sample(Op op, int64_t level, int64_t batch, const Args&... args) {
+  using Result = decltype(op(args...));
+  std::vector<Result> samples;
+  for (int64_t b = 0; b < batch; ++b) {
+    samples.push_back(op(sample_of(args, level, b)...));
+  }
+  auto stacked = [&](auto get) {
+    std::vector<at::Tensor> parts;
+    for (const auto& one : samples) {
+      parts.push_back(get(one));
+    }
+    return makeBatched(at::stack(parts), 0, level);
+  };
+  if constexpr (std::is_same_v<Result, at::Tensor>) {
+    return stacked([](const at::Tensor& t) { return t; });
+  } else {
+    return Result{
+        stacked([](const Result& r) { return std::get<0>(r); }),
+        stacked([](const Result& r) { return std::get<1>(r); })};
+  }
+}
+
+// ---- bias_leaky_relu ----
+
+at::Tensor bias_leaky_relu_batched(
+    const at::Tensor& self,
+    const std::optional<at::Tensor>& bias,
+    const at::Scalar& negative_slope,
+    const at::Scalar& gain,
+    const std::optional<at::Scalar>& clamp,
+    int64_t dim) {
+  const BatchRuleScope scope;
+  const int64_t level = scope.level;
+  if (!isBatchedAtLevel(self, level) && !is_batched(bias, level)) {
+    return actx::bias_leaky_relu(self, bias, negative_slope, gain, clamp, dim);
+  }
+  const int64_t nd = self.dim();
+  const bool dim_ok = dim >= -nd && dim < nd;
+  if (is_batched(bias, level) || !isBatchedAtLevel(self, level) ||
+      (bias.has_value() && !dim_ok)) {
+    // A bias per sample (or a call the checks refuse, with the logical shapes
+    // in their message): one call each.
+    const at::Tensor& batched = isBatchedAtLevel(self, level) ? self : *bias;
+    return per_sample(
+        &actx::bias_leaky_relu,
+        level,
+        batch_size({&batched}, level).guard_int(__FILE__, __LINE__),
+        self,
+        bias,
+        negative_slope,
+        gain,
+        clamp,
+        dim);
+  }
+  // One bias for the batch: one call, with the batch dim in front and `dim`
+  // past it.
+  const int64_t batch =
+      batch_size({&self}, level).guard_int(__FILE__, __LINE__);
+  const int64_t physical_dim =
+      bias.has_value() ? (dim < 0 ? dim + nd : dim) + 1 : dim;
+  const std::optional<at::Tensor> b = bias.has_value()
+      ? std::optional<at::Tensor>(
+            std::get<0>(unwrapTensorAtLevel(*bias, level)))
+      : std::nullopt;
+  return makeBatched(
+      actx::bias_leaky_relu(
+          batch_in_front(self, level, batch),
+          b,
+          negative_slope,
+          gain,
+          clamp,
+          physical_dim),
+      0,
+      level);
+}
+
+// Per sample: the bias's gradient is each sample's own sum.
+std::tuple<at::Tensor, at::Tensor> bias_leaky_relu_backward_batched(
+    const at::Tensor& grad_output,
+    const at::Tensor& self,
+    const std::optional<at::Tensor>& bias,
+    const at::Scalar& negative_slope,
+    const at::Scalar& gain,
+    const std::optional<at::Scalar>& clamp,
+    int64_t dim) {
+  const BatchRuleScope scope;
+  const int64_t level = scope.level;
+  if (!isBatchedAtLevel(grad_output, level) && !isBatchedAtLevel(self, level) &&
+      !is_batched(bias, level)) {
+    return actx::bias_leaky_relu_backward(
+        grad_output, self, bias, negative_slope, gain, clamp, dim);
+  }
+  std::vector<const at::Tensor*> tensors{&grad_output, &self};
+  if (bias.has_value()) {
+    tensors.push_back(&*bias);
+  }
+  int64_t batch = 0;
+  for (const at::Tensor* t : tensors) {
+    auto [value, bdim] = unwrapTensorAtLevel(*t, level);
+    if (bdim) {
+      batch = value.size(*bdim);
+      break;
+    }
+  }
+  return per_sample(
+      &actx::bias_leaky_relu_backward,
+      level,
+      batch,
+      grad_output,
+      self,
+      bias,
+      negative_slope,
+      gain,
+      clamp,
+      dim);
+}
+
 // ---- The private operators ----
 // A vmapped program meets only their backward operators, and only with a
 // batched grad_output (torch.autograd.grad(..., is_grads_batched=True), which
@@ -213,13 +364,6 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward_batched(
 // keeps come from a call outside vmap. One call per sample then, each reading
 // the same bits; the node's formula has laid the gradient out as the forward's
 // output, so each sample's slice is too.
-
-bool is_batched(const at::Tensor& t, int64_t level) {
-  return isBatchedAtLevel(t, level);
-}
-bool is_batched(const c10::Scalar&, int64_t) {
-  return false;
-}
 
 template <class Op, class... Rest>
 auto private_backward_batched(
@@ -235,29 +379,12 @@ auto private_backward_batched(
       name,
       ": under vmap only `grad_output` may be batched (this private operator is "
       "called by the backward of an operator computed outside vmap)");
-  using Result = decltype(op(grad_output, rest...));
   if (!isBatchedAtLevel(grad_output, level)) {
     return op(grad_output, rest...);
   }
-  auto [g, bdim] = unwrapTensorAtLevel(grad_output, level);
-  std::vector<Result> samples;
-  for (int64_t b = 0; b < g.size(*bdim); ++b) {
-    samples.push_back(op(g.select(*bdim, b), rest...));
-  }
-  auto stacked = [&](auto get) {
-    std::vector<at::Tensor> parts;
-    for (const auto& sample : samples) {
-      parts.push_back(get(sample));
-    }
-    return makeBatched(at::stack(parts), 0, level);
-  };
-  if constexpr (std::is_same_v<Result, at::Tensor>) {
-    return stacked([](const at::Tensor& t) { return t; });
-  } else {
-    return Result{
-        stacked([](const Result& r) { return std::get<0>(r); }),
-        stacked([](const Result& r) { return std::get<1>(r); })};
-  }
+  const int64_t batch =
+      batch_size({&grad_output}, level).guard_int(__FILE__, __LINE__);
+  return per_sample(op, level, batch, grad_output, rest...);
 }
 
 at::Tensor leaky_relu_backward_from_mask_batched(
@@ -300,6 +427,28 @@ std::tuple<at::Tensor, at::Tensor> prelu_backward_from_parity_batched(
       weight);
 }
 
+std::tuple<at::Tensor, at::Tensor> bias_leaky_relu_backward_from_bits_batched(
+    const at::Tensor& grad_output,
+    const at::Tensor& sign,
+    const at::Tensor& saturation,
+    const std::optional<at::Tensor>& bias,
+    const at::Scalar& negative_slope,
+    const at::Scalar& gain,
+    const std::optional<at::Scalar>& clamp,
+    int64_t dim) {
+  return private_backward_batched(
+      &internal::bias_leaky_relu_backward_from_bits,
+      "_bias_leaky_relu_backward_from_bits",
+      grad_output,
+      sign,
+      saturation,
+      bias,
+      negative_slope,
+      gain,
+      clamp,
+      dim);
+}
+
 } // namespace
 } // namespace actx
 
@@ -309,6 +458,10 @@ TORCH_LIBRARY_IMPL(actx, FuncTorchBatched, m) {
   m.impl("leaky_relu_backward", TORCH_FN(actx::leaky_relu_backward_batched));
   m.impl("prelu", TORCH_FN(actx::prelu_batched));
   m.impl("prelu_backward", TORCH_FN(actx::prelu_backward_batched));
+  m.impl("bias_leaky_relu", TORCH_FN(actx::bias_leaky_relu_batched));
+  m.impl(
+      "bias_leaky_relu_backward",
+      TORCH_FN(actx::bias_leaky_relu_backward_batched));
   m.impl(
       "_leaky_relu_backward_from_mask",
       TORCH_FN(actx::leaky_relu_backward_from_mask_batched));
@@ -318,4 +471,7 @@ TORCH_LIBRARY_IMPL(actx, FuncTorchBatched, m) {
   m.impl(
       "_prelu_backward_from_parity",
       TORCH_FN(actx::prelu_backward_from_parity_batched));
+  m.impl(
+      "_bias_leaky_relu_backward_from_bits",
+      TORCH_FN(actx::bias_leaky_relu_backward_from_bits_batched));
 }

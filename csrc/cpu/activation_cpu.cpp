@@ -73,33 +73,33 @@ acc_t canonical(acc_t w) {
 // converted on the way.
 template <class scalar_t, class acc_t>
 const acc_t* weights_as_compute_type(
-    const Slopes& slopes,
+    const Params& params,
     const at::Tensor& x,
     std::vector<acc_t>& converted) {
-  if (holds_compute_type(slopes.weight, x)) {
-    return slopes.weight.const_data_ptr<acc_t>();
+  if (holds_compute_type(params.per_channel, x)) {
+    return params.per_channel.const_data_ptr<acc_t>();
   }
-  const scalar_t* w = slopes.weight.const_data_ptr<scalar_t>();
-  converted.assign(w, w + slopes.channels);
+  const scalar_t* w = params.per_channel.const_data_ptr<scalar_t>();
+  converted.assign(w, w + params.channels);
   return converted.data();
 }
 
 // x: a tensor of the call's input dtype.
 template <class scalar_t, class acc_t>
 void prepare_weights(
-    const Slopes& slopes,
+    const Params& params,
     const at::Tensor& x,
     LoopWeights<acc_t>& lw) {
-  if (!slopes.weight.defined()) {
-    lw.slope = canonical(slopes.scalar.to<acc_t>());
+  if (!params.per_channel.defined()) {
+    lw.slope = canonical(params.scalar.to<acc_t>());
     lw.data = &lw.slope;
     lw.channels = 1;
-    lw.inner = slopes.inner;
+    lw.inner = params.inner;
     return;
   }
-  const acc_t* w = weights_as_compute_type<scalar_t>(slopes, x, lw.owned);
-  const int64_t channels = slopes.channels;
-  const int64_t inner = slopes.inner;
+  const acc_t* w = weights_as_compute_type<scalar_t>(params, x, lw.owned);
+  const int64_t channels = params.channels;
+  const int64_t inner = params.inner;
   const int64_t period = channels * inner;
   const bool short_runs = inner > 1 ? inner < kMinRun : channels < kMinPeriod;
   lw.expanded = short_runs && period <= kMaxExpandedWeights;
@@ -131,31 +131,21 @@ void prepare_weights(
   lw.data = w;
 }
 
-// Writes the weight gradient (one value per channel) into call.grad_weight, in
+// Writes the weight gradient (one value per channel) into call.grad_param, in
 // its dtype.
 template <class scalar_t, class acc_t>
 void store_weight_grad(
     const BackwardCall& call,
     const std::vector<acc_t>& values) {
-  if (holds_compute_type(call.grad_weight, call.grad_input)) {
-    std::copy(values.begin(), values.end(), call.grad_weight.data_ptr<acc_t>());
+  if (holds_compute_type(call.grad_param, call.grad_input)) {
+    std::copy(values.begin(), values.end(), call.grad_param.data_ptr<acc_t>());
   } else {
     std::transform(
         values.begin(),
         values.end(),
-        call.grad_weight.data_ptr<scalar_t>(),
+        call.grad_param.data_ptr<scalar_t>(),
         [](acc_t v) { return static_cast<scalar_t>(v); });
   }
-}
-
-// The kernels that write or read the mask, or the parity bits.
-template <class T>
-const BitKernels<T>& bit_kernels(bool parity) {
-  const BitKernels<T>* kernels = parity
-      ? parity_kernels_for<T>(active_kernels())
-      : &mask_kernels_for<T>(active_kernels());
-  TORCH_INTERNAL_ASSERT(kernels != nullptr, "no parity kernels for float64");
-  return *kernels;
 }
 
 struct CpuBackend {
@@ -171,42 +161,57 @@ struct CpuBackend {
           using T = typename StorageOf<scalar_t>::type;
           using acc_t = compute_t<T>;
           LoopWeights<acc_t> lw;
-          prepare_weights<scalar_t>(call.slopes, call.x, lw);
+          prepare_weights<scalar_t>(call.params, call.x, lw);
           const auto* x =
               reinterpret_cast<const T*>(call.x.const_data_ptr<scalar_t>());
           auto* out = reinterpret_cast<T*>(call.y.data_ptr<scalar_t>());
           const int64_t n = call.y.numel();
+          const Kernels<T>& kernels =
+              kernels_for<T>(active_kernels(), call.formula);
           if (call.bits == Bits::kNone) {
-            const auto& kernels = kernels_for<T>(active_kernels());
             at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
               kernels.forward(
-                  x, lw.data, out, Span{lw.channels, lw.inner, begin, end});
+                  x,
+                  lw.data,
+                  out,
+                  call.scalars,
+                  Span{lw.channels, lw.inner, begin, end});
             });
             return;
           }
-          // The loop writes the mask (or parity bits) from the element it
-          // holds anyway; chunks start on whole bytes.
-          const bool parity = call.bits == Bits::kParity;
-          const BitKernels<T>& kernels_with_bits = bit_kernels<T>(parity);
+          // The loop writes the bits from the element it holds anyway; chunks
+          // start on whole bytes.
           uint8_t* bits = call.bits_out.data_ptr<uint8_t>();
+          uint8_t* saturation = call.saturation_out.defined()
+              ? call.saturation_out.data_ptr<uint8_t>()
+              : nullptr;
+          const ParityKernels<T>* parity = call.bits == Bits::kParity
+              ? parity_kernels_for<T>(active_kernels())
+              : nullptr;
+          TORCH_INTERNAL_ASSERT(
+              call.bits != Bits::kParity || parity != nullptr,
+              "no parity kernels for float64");
           std::atomic<bool> recoverable{true};
           at::parallel_for(
               0, ceil_div(n, 8), kGrain / 8, [&](int64_t first, int64_t last) {
                 const Span span{
                     lw.channels, lw.inner, first * 8, std::min(n, last * 8)};
-                if (!kernels_with_bits.forward(x, lw.data, out, bits, span)) {
+                if (parity == nullptr) {
+                  kernels.forward_with_bits(
+                      x, lw.data, out, bits, saturation, call.scalars, span);
+                } else if (!parity->forward(x, lw.data, out, bits, span)) {
                   recoverable = false;
                 }
               });
-          if (parity) {
+          if (parity != nullptr) {
             // The kernels' check presumes weights > 0: y > 0 then stands for
             // x > 0, and a NaN quotient for a NaN x.
             // The call's own weights: lw may hold them expanded many times.
             std::vector<acc_t> converted;
             const acc_t* w = weights_as_compute_type<scalar_t>(
-                call.slopes, call.x, converted);
+                call.params, call.x, converted);
             const bool weights_positive =
-                std::all_of(w, w + call.slopes.channels, [](acc_t v) {
+                std::all_of(w, w + call.params.channels, [](acc_t v) {
                   return v > 0 && std::isfinite(v);
                 });
             call.recoverable.fill_(weights_positive && recoverable.load());
@@ -224,42 +229,60 @@ struct CpuBackend {
           using T = typename StorageOf<scalar_t>::type;
           using acc_t = compute_t<T>;
           LoopWeights<acc_t> lw;
-          prepare_weights<scalar_t>(call.slopes, call.grad_output, lw);
-          const auto* g = reinterpret_cast<const T*>(
-              call.grad_output.const_data_ptr<scalar_t>());
+          prepare_weights<scalar_t>(call.params, call.grad_output, lw);
+          auto data = [](const at::Tensor& t) {
+            return t.defined()
+                ? reinterpret_cast<const T*>(t.const_data_ptr<scalar_t>())
+                : nullptr;
+          };
+          auto bit_data = [](const at::Tensor& t) {
+            return t.defined() ? t.const_data_ptr<uint8_t>() : nullptr;
+          };
+          const T* g = data(call.grad_output);
           auto* gx = reinterpret_cast<T*>(call.grad_input.data_ptr<scalar_t>());
-          const bool from_bits = call.source != Bits::kNone;
-          const bool from_mask = call.source == Bits::kSign;
-          // x itself, or the prelu output that stands in for it (none for
-          // leaky_relu from a mask).
-          const at::Tensor& values = from_bits ? call.y : call.x;
-          const auto* x = values.defined()
-              ? reinterpret_cast<const T*>(values.const_data_ptr<scalar_t>())
+          const uint8_t* bits = bit_data(call.bits);
+          const uint8_t* saturation = bit_data(call.saturation);
+          const Kernels<T>& kernels =
+              kernels_for<T>(active_kernels(), call.formula);
+          const ParityKernels<T>* parity = call.source == Bits::kParity
+              ? parity_kernels_for<T>(active_kernels())
               : nullptr;
-          const uint8_t* bits =
-              from_bits ? call.bits.const_data_ptr<uint8_t>() : nullptr;
-          const auto& kernels = kernels_for<T>(active_kernels());
-          const BitKernels<T>* kernels_with_bits = from_bits
-              ? &bit_kernels<T>(call.source == Bits::kParity)
-              : nullptr;
-          auto run = [&](acc_t* gw, Span span) {
-            if (from_bits) {
-              kernels_with_bits->backward(g, bits, x, lw.data, gx, gw, span);
-            } else {
-              kernels.backward(g, x, lw.data, gx, gw, span);
+          // From bits, the prelu output stands in for x (the mask) or gives it
+          // back (parity bits).
+          const T* x = data(call.source == Bits::kNone ? call.x : call.y);
+          auto run = [&](acc_t* gp, Span span) {
+            switch (call.source) {
+              case Bits::kNone:
+                kernels.backward(g, x, lw.data, gx, gp, call.scalars, span);
+                break;
+              case Bits::kSign:
+                kernels.backward_from_bits(
+                    g,
+                    bits,
+                    saturation,
+                    x,
+                    lw.data,
+                    gx,
+                    gp,
+                    call.scalars,
+                    span);
+                break;
+              case Bits::kParity:
+                parity->backward(g, bits, x, lw.data, gx, gp, span);
+                break;
             }
           };
           const int64_t n = call.grad_input.numel();
-          if (!call.grad_weight.defined()) {
+          if (!call.grad_param.defined()) {
             at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
               run(nullptr, Span{lw.channels, lw.inner, begin, end});
             });
             return;
           }
           // One pass computes grad_input and per-chunk partial sums of the
-          // weight gradient. Chunks depend on the sizes alone, and partials are
-          // added in chunk order, so the result is the same bits for every
-          // thread count.
+          // parameter's gradient. Chunks depend on the sizes alone, and
+          // partials are added in chunk order, so the result is the same bits
+          // for every thread count.
           const int64_t period = lw.channels;
           int64_t chunk = std::max(kGrain, ceil_div(n, 256));
           if (ceil_div(n, chunk) * period > kMaxPartials) {
@@ -278,37 +301,39 @@ struct CpuBackend {
                       std::min(n, (k + 1) * chunk)});
             }
           });
-          const int64_t channels = call.slopes.channels;
-          const int64_t inner = call.slopes.inner;
-          std::vector<acc_t> grad_weight(
+          const int64_t channels = call.params.channels;
+          const int64_t inner = call.params.inner;
+          std::vector<acc_t> grad_param(
               static_cast<size_t>(channels), acc_t(0));
-          // From a mask the sums are of grad * result = weight * (grad * x):
-          // each channel's is divided by its weight, in double.
+          // Where prelu's output stood in for x (a sign mask), the sums are of
+          // grad * y = weight * (grad * x): each channel's is divided by its
+          // weight, in double.
+          const bool of_output = call.source == Bits::kSign && call.y.defined();
           std::vector<double> of_result(
-              from_mask ? static_cast<size_t>(channels) : 0, 0.0);
+              of_output ? static_cast<size_t>(channels) : 0, 0.0);
           for (int64_t j = 0; j < period; ++j) {
             double sum = 0;
             for (int64_t k = 0; k < chunks; ++k) {
               sum += partials[k * period + j];
             }
-            // Expanded weights fold back onto their channel.
+            // Expanded parameters fold back onto their channel.
             const int64_t channel = lw.expanded ? (j / inner) % channels : j;
-            if (from_mask) {
+            if (of_output) {
               of_result[channel] += sum;
             } else {
-              grad_weight[channel] += static_cast<acc_t>(sum);
+              grad_param[channel] += static_cast<acc_t>(sum);
             }
           }
-          if (from_mask) {
+          if (of_output) {
             std::vector<acc_t> converted;
             const acc_t* w = weights_as_compute_type<scalar_t>(
-                call.slopes, call.grad_output, converted);
+                call.params, call.grad_output, converted);
             for (int64_t c = 0; c < channels; ++c) {
-              grad_weight[c] =
+              grad_param[c] =
                   static_cast<acc_t>(of_result[c] / static_cast<double>(w[c]));
             }
           }
-          store_weight_grad<scalar_t>(call, grad_weight);
+          store_weight_grad<scalar_t>(call, grad_param);
         });
   }
 };

@@ -1,13 +1,15 @@
-// The element loops of every actx operator, written once and compiled once per
-// instruction set. Include it after a vec_*.h header, inside the namespace of
-// that instruction set; that header defines, for each storage type T, a vector
-// type Vec<T> (kLanes lanes of compute_t<T>) with
+// The element loops of every actx operator, written once for every formula of
+// activation_formulas.h and compiled once per instruction set. Include it after
+// a vec_*.h header, inside the namespace of that instruction set; that header
+// defines, for each storage type T, a vector type Vec<T> (kLanes lanes of
+// compute_t<T>) with
 //   load(const T*), store(T*, V) for the data; V::load_compute(const
 //   compute_t<T>*) and V::store_compute(compute_t<T>*, V) for per-element
-//   weights and weight-gradient sums; V::broadcast(c), V::zero(), operator*,
-//   operator+, reduce_add(V) -> compute_t<T>, and what activation_formulas.h
-//   needs. The scalar instruction set defines the same with one lane, so each
-//   formula is written once for scalars and vectors alike.
+//   parameters and their gradient sums; V::broadcast(c), V::zero(), operator*,
+//   operator+, reduce_add(V) -> compute_t<T>, mask bits (positive_bits,
+//   positive_from_bits), and what activation_formulas.h needs. The scalar
+//   instruction set defines the same with one lane, so each formula is
+//   written once for scalars and vectors alike.
 
 // No include guard: included once per instruction set, in different namespaces.
 
@@ -244,130 +246,138 @@ ACTX_ALWAYS_INLINE uint32_t parity_bits(
   return parity;
 }
 
-// The forward loop. With kSign it also writes the sign mask of x[span], with
-// kParity the parity bits (span.begin a multiple of 8), every vector loaded in
-// lane order so that bit k is lane k. Returns false where kParity found an
-// element whose x the backward could not recover.
-template <class T, Bits kBits>
+// The forward loop of formula F. With kSign it also writes the sign bits of
+// x[span] (and, with kSat, the saturation bits), with kParity (prelu) the
+// parity bits (span.begin a multiple of 8), every vector loaded in lane order
+// so that bit k is lane k. Returns false where kParity found an element whose
+// x the backward could not recover.
+template <class F, class T, Bits kBits, bool kSat = false>
 bool forward_loop(
     const T* x,
-    const compute_t<T>* w,
+    const compute_t<T>* p,
     T* out,
     uint8_t* bits_out,
+    uint8_t* sat_out,
+    const FormulaScalars& scalars,
     Span span) {
   using V = Vec<T>;
   constexpr int64_t L = V::kLanes;
-  // Without bits, a run of one weight loads in load()'s lane order.
+  static_assert(
+      kBits != Bits::kParity || std::is_same_v<F, PreluFormula>,
+      "parity bits are prelu's");
+  static_assert(!kSat || F::kSaturation, "a formula with a saturation bit");
+  const auto k = F::template consts<V>(scalars);
+  // Without bits, a run of one parameter loads in load()'s lane order.
   constexpr bool kAnyOrder = kBits == Bits::kNone;
   BitWriter bits{kAnyOrder ? nullptr : bits_out + span.begin / 8};
+  BitWriter sat_bits{kSat ? sat_out + span.begin / 8 : nullptr};
   uint32_t unrecoverable = 0; // lanes found wanting, or-ed together
-  // Elements [i, i + len) of a run; slope(j, n) gives the weights of its
-  // elements j to j + n (per-element weights in lane order, or one weight).
-  auto run = [&](int64_t i, int64_t len, auto slope, bool in_order) {
+  // Elements [i, i + len) of a run; param(j, n) gives the parameters of its
+  // elements j to j + n (per-element parameters in lane order, or one).
+  auto run = [&](int64_t i, int64_t len, auto param, bool in_order) {
     const T* xi = x + i;
     T* oi = out + i;
-    int64_t k = 0;
+    int64_t k0 = 0;
     // Lanes whose x is not recovered, a local of the run (one variable for the
     // whole loop would stay in memory: a store-to-load chain per vector).
     uint32_t bad = 0;
     if constexpr (!kAnyOrder) {
-      for (; k + 64 <= len; k += 64) {
+      for (; k0 + 64 <= len; k0 += 64) {
         uint64_t word = 0;
+        uint64_t sat_word = 0;
         for (int64_t j = 0; j < 64; j += L) {
-          const V xv = load_in_order(xi + k + j);
-          const auto m = positive(xv);
+          const V xv = load_in_order(xi + k0 + j);
+          const auto m = F::sign(xv, param(k0 + j, L), k);
           if constexpr (kBits == Bits::kSign) {
             word |= static_cast<uint64_t>(positive_bits(m)) << j;
           }
-          const V yv = activation_masked(xv, m, slope(k + j, L));
-          store_in_order(oi + k + j, yv);
+          if constexpr (kSat) {
+            sat_word |= static_cast<uint64_t>(positive_bits(
+                            F::saturated(xv, m, param(k0 + j, L), k)))
+                << j;
+          }
+          const V yv = F::forward(xv, m, param(k0 + j, L), k);
+          store_in_order(oi + k0 + j, yv);
           if constexpr (kBits == Bits::kParity) {
             word |=
                 static_cast<uint64_t>(parity_bits<T>(
-                    xi + k + j, oi + k + j, xv, yv, slope(k + j, L), L, bad))
+                    xi + k0 + j, oi + k0 + j, xv, yv, param(k0 + j, L), L, bad))
                 << j;
           }
         }
         bits.append64(word);
+        if constexpr (kSat) {
+          sat_bits.append64(sat_word);
+        }
       }
     }
-    for (; k + L <= len; k += L) {
+    for (; k0 + L <= len; k0 += L) {
       if (kAnyOrder && !in_order) {
-        store(oi + k, activation(load(xi + k), slope(k, L)));
+        // param() passed straight in: a named copy of a two-register vector
+        // (AVX2 bfloat16) goes through the stack.
+        const V xv = load(xi + k0);
+        store(
+            oi + k0,
+            F::forward(xv, F::sign(xv, param(k0, L), k), param(k0, L), k));
         continue;
       }
-      const V xv = load_in_order(xi + k);
-      const auto m = positive(xv);
-      const V yv = activation_masked(xv, m, slope(k, L));
-      store_in_order(oi + k, yv);
+      const V xv = load_in_order(xi + k0);
+      const auto m = F::sign(xv, param(k0, L), k);
+      const V yv = F::forward(xv, m, param(k0, L), k);
+      store_in_order(oi + k0, yv);
       if constexpr (kBits == Bits::kParity) {
         bits.append(
-            parity_bits<T>(xi + k, oi + k, xv, yv, slope(k, L), L, bad), L);
+            parity_bits<T>(xi + k0, oi + k0, xv, yv, param(k0, L), L, bad), L);
       } else if constexpr (kBits == Bits::kSign) {
         bits.append(positive_bits(m), L);
       }
+      if constexpr (kSat) {
+        sat_bits.append(positive_bits(F::saturated(xv, m, param(k0, L), k)), L);
+      }
     }
-    if (k < len) {
-      const int64_t n = len - k;
-      // Padding lanes load as zero, which is not positive.
-      const V xv = load_partial<V, true>(xi + k, n);
-      const auto m = positive(xv);
-      const V yv = activation_masked(xv, m, slope(k, n));
-      store_partial<V, true>(oi + k, yv, n);
+    if (k0 < len) {
+      const int64_t n = len - k0;
+      // Padding lanes load as zero; their bits are dropped.
+      const V xv = load_partial<V, true>(xi + k0, n);
+      const auto m = F::sign(xv, param(k0, n), k);
+      const V yv = F::forward(xv, m, param(k0, n), k);
+      store_partial<V, true>(oi + k0, yv, n);
       if constexpr (kBits == Bits::kParity) {
         bits.append(
-            parity_bits<T>(xi + k, oi + k, xv, yv, slope(k, n), n, bad), n);
+            parity_bits<T>(xi + k0, oi + k0, xv, yv, param(k0, n), n, bad), n);
       } else if constexpr (kBits == Bits::kSign) {
-        bits.append(positive_bits(m), n);
+        bits.append(positive_bits(m) & lanes_below(n), n);
+      }
+      if constexpr (kSat) {
+        sat_bits.append(
+            positive_bits(F::saturated(xv, m, param(k0, n), k)) &
+                lanes_below(n),
+            n);
       }
     }
     unrecoverable |= bad;
   };
   for_each_run(span, [&](int64_t i, int64_t len, int64_t c, bool per_element) {
     if (per_element) {
-      const compute_t<T>* wc = w + c;
-      auto weights = [&](int64_t j, int64_t n) {
-        return n == L ? V::load_compute(wc + j)
-                      : load_compute_partial<V>(wc + j, n);
+      const compute_t<T>* pc = p + c;
+      auto params = [&](int64_t j, int64_t n) {
+        return n == L ? V::load_compute(pc + j)
+                      : load_compute_partial<V>(pc + j, n);
       };
-      run(i, len, weights, true);
+      run(i, len, params, true);
     } else {
-      const V slope = V::broadcast(w[c]);
+      const V param = V::broadcast(p[c]);
       run(
-          i, len, [&](int64_t, int64_t) { return slope; }, false);
+          i, len, [&](int64_t, int64_t) { return param; }, false);
     }
   });
   if constexpr (!kAnyOrder) {
     bits.finish();
   }
+  if constexpr (kSat) {
+    sat_bits.finish();
+  }
   return unrecoverable == 0;
-}
-
-template <class T>
-void forward_kernel(const T* x, const compute_t<T>* w, T* out, Span span) {
-  forward_loop<T, Bits::kNone>(x, w, out, nullptr, span);
-}
-
-// ---- Sign masks and parity bits ----
-
-template <class T>
-bool forward_with_mask_kernel(
-    const T* x,
-    const compute_t<T>* w,
-    T* out,
-    uint8_t* mask,
-    Span span) {
-  return forward_loop<T, Bits::kSign>(x, w, out, mask, span);
-}
-
-template <class T>
-bool forward_with_parity_kernel(
-    const T* x,
-    const compute_t<T>* w,
-    T* out,
-    uint8_t* parity,
-    Span span) {
-  return forward_loop<T, Bits::kParity>(x, w, out, parity, span);
 }
 
 // Bits [p, p + n) of a bit array (n <= kLanes <= 16), bit k: element p + k.
@@ -397,204 +407,313 @@ inline auto mask_lanes(const uint8_t* bits, int64_t p, int64_t n) {
   return positive_from_bits(V::zero(), read_bits<V::kLanes>(bits, p, n));
 }
 
-// The backward loop. x comes from `x` itself (kSource == kNone), or its sign
-// from a mask (kSign; `x` is then the prelu output, or null without
-// kWeightGrad), or x is recovered from the prelu output `x` and the parity bits
-// (kParity). With bits, every vector is loaded in lane order to meet them.
-template <class T, bool kWeightGrad, Bits kSource>
+// A vector's dL/dx and its terms of dL/dp.
+template <class V>
+struct Grads {
+  V input;
+  V param;
+};
+
+// The backward loop of formula F. x comes from `x` itself (kSource == kNone),
+// or its branch from sign bits (kSign; with kSat, its saturation from `sat`;
+// where the parameter's gradient reads x, `x` is then prelu's output, which
+// stands in for it), or (prelu) x is recovered from the output `x` and the
+// parity bits (kParity). With bits, every vector is loaded in lane order to
+// meet them.
+template <class F, class T, bool kParamGrad, Bits kSource, bool kSat = false>
 void backward_loop(
     const T* g,
     const T* x,
     const uint8_t* bits,
-    const compute_t<T>* w,
+    const uint8_t* sat,
+    const compute_t<T>* p,
     T* gx,
-    compute_t<T>* gw,
+    compute_t<T>* gp,
+    const FormulaScalars& scalars,
     Span span) {
   using V = Vec<T>;
   constexpr int64_t L = V::kLanes;
+  static_assert(
+      kSource != Bits::kParity || std::is_same_v<F, PreluFormula>,
+      "parity bits are prelu's");
+  // Saturation: from its bits, or (from x) computed again.
+  constexpr bool kSaturation =
+      F::kSaturation && (kSource == Bits::kSign ? kSat : true);
   constexpr bool kInOrder = kSource != Bits::kNone;
-  constexpr bool kReadsX = kWeightGrad || kSource != Bits::kSign;
-  // The n elements of x (or the output) at offset p of the buffer, read in
-  // the order of `order` (load_in_order or load); a: the weights of their
-  // lanes.
-  auto load_x = [&](int64_t p, int64_t n, V a, auto order) {
+  constexpr bool kReadsX =
+      kSource != Bits::kSign || (kParamGrad && F::kParamGradReadsX);
+  const auto k = F::template consts<V>(scalars);
+  [[maybe_unused]] const bool clamped = [&] {
+    if constexpr (F::kSaturation) {
+      return kSource == Bits::kSign ? kSat : k.clamp;
+    } else {
+      return false;
+    }
+  }();
+  // The n elements of x (or the output) at offset q of the buffer, read in
+  // the order of `order` (load_in_order or load); a: their parameters.
+  auto load_x = [&](int64_t q, int64_t n, V a, auto order) {
     if constexpr (!kReadsX) {
       return V::zero();
     } else {
       constexpr bool kOrdered = decltype(order)::value;
       V v;
       if (n < L) {
-        v = load_partial<V, kOrdered>(x + p, n);
+        v = load_partial<V, kOrdered>(x + q, n);
       } else if constexpr (kOrdered) {
-        v = load_in_order(x + p);
+        v = load_in_order(x + q);
       } else {
-        v = load(x + p);
+        v = load(x + q);
       }
       if constexpr (kSource == Bits::kParity) {
-        return recovered_input<T>(v, a, read_bits<L>(bits, p, n));
+        return recovered_input<T>(v, a, read_bits<L>(bits, q, n));
       } else {
         return v;
       }
     }
   };
-  auto sign = [&](int64_t p, int64_t n, V xv) {
+  // The element's branch, and whether it was clamped.
+  auto sign = [&](int64_t q, int64_t n, V xv, V a) {
     if constexpr (kSource == Bits::kSign) {
-      return mask_lanes<V>(bits, p, n);
-    } else {
+      return mask_lanes<V>(bits, q, n);
+    } else if constexpr (kSource == Bits::kParity) {
       return positive(xv);
+    } else {
+      return F::sign(xv, a, k);
     }
+  };
+  auto saturation = [&](int64_t q, int64_t n, V xv, V a, auto m) {
+    if constexpr (kSource == Bits::kSign && kSat) {
+      return mask_lanes<V>(sat, q, n);
+    } else if constexpr (kSource == Bits::kNone && F::kSaturation) {
+      return F::saturated(xv, m, a, k);
+    } else {
+      return m; // unread
+    }
+  };
+  // dL/dx of a vector, and its parameter's gradient term.
+  auto grads = [&](V gv, V xv, V a, auto m, auto s) {
+    V gxv;
+    if constexpr (kSaturation) {
+      gxv = clamped ? F::template grad_input<true>(gv, m, s, a, k)
+                    : F::template grad_input<false>(gv, m, s, a, k);
+    } else {
+      gxv = F::template grad_input<false>(gv, m, s, a, k);
+    }
+    return Grads<V>{gxv, F::param_grad(gv, gxv, m, xv, a, k)};
   };
   constexpr std::true_type in_order{};
   constexpr std::bool_constant<kInOrder> run_order{};
   for_each_run(span, [&](int64_t i, int64_t len, int64_t c, bool per_element) {
     const T* gi = g + i;
     T* gxi = gx + i;
-    int64_t k = 0;
+    int64_t k0 = 0;
     if (per_element) {
-      const compute_t<T>* wc = w + c;
-      compute_t<T>* gwc = gw + c;
-      for (; k + L <= len; k += L) {
-        const V gv = load_in_order(gi + k);
-        const V a = V::load_compute(wc + k);
-        const V xv = load_x(i + k, L, a, in_order);
-        const auto m = sign(i + k, L, xv);
-        store_in_order(gxi + k, activation_grad_masked(gv, m, a));
-        if (kWeightGrad) {
-          V::store_compute(
-              gwc + k, V::load_compute(gwc + k) + slope_grad_masked(gv, m, xv));
+      const compute_t<T>* pc = p + c;
+      compute_t<T>* gpc = gp + c;
+      for (; k0 + L <= len; k0 += L) {
+        const V gv = load_in_order(gi + k0);
+        const V a = V::load_compute(pc + k0);
+        const V xv = load_x(i + k0, L, a, in_order);
+        const auto m = sign(i + k0, L, xv, a);
+        const Grads<V> d = grads(gv, xv, a, m, saturation(i + k0, L, xv, a, m));
+        store_in_order(gxi + k0, d.input);
+        if (kParamGrad) {
+          V::store_compute(gpc + k0, V::load_compute(gpc + k0) + d.param);
         }
       }
-      if (k < len) {
-        const int64_t n = len - k;
-        const V gv = load_partial<V, true>(gi + k, n);
-        const V a = load_compute_partial<V>(wc + k, n);
-        const V xv = load_x(i + k, n, a, in_order);
-        const auto m = sign(i + k, n, xv);
-        store_partial<V, true>(gxi + k, activation_grad_masked(gv, m, a), n);
-        if (kWeightGrad) {
+      if (k0 < len) {
+        const int64_t n = len - k0;
+        const V gv = load_partial<V, true>(gi + k0, n);
+        const V a = load_compute_partial<V>(pc + k0, n);
+        const V xv = load_x(i + k0, n, a, in_order);
+        const auto m = sign(i + k0, n, xv, a);
+        const Grads<V> d = grads(gv, xv, a, m, saturation(i + k0, n, xv, a, m));
+        store_partial<V, true>(gxi + k0, d.input, n);
+        if (kParamGrad) {
           store_compute_partial(
-              gwc + k,
-              load_compute_partial<V>(gwc + k, n) +
-                  slope_grad_masked(gv, m, xv),
-              n);
+              gpc + k0, load_compute_partial<V>(gpc + k0, n) + d.param, n);
         }
       }
     } else {
-      // One weight for the run: vectors in load()'s lane order, unless bits
-      // give the sign or x.
-      auto ld = [](const T* p) {
+      // One parameter for the run: vectors in load()'s lane order, unless bits
+      // give the branch or x.
+      auto ld = [](const T* q) {
         if constexpr (kSource != Bits::kNone) {
-          return load_in_order(p);
+          return load_in_order(q);
         } else {
-          return load(p);
+          return load(q);
         }
       };
-      const V slope = V::broadcast(w[c]);
+      const V a = V::broadcast(p[c]);
       V sum = V::zero();
-      for (; k + L <= len; k += L) {
-        const V gv = ld(gi + k);
-        const V xv = load_x(i + k, L, slope, run_order);
-        const auto m = sign(i + k, L, xv);
-        const V gxv = activation_grad_masked(gv, m, slope);
+      for (; k0 + L <= len; k0 += L) {
+        const V gv = ld(gi + k0);
+        const V xv = load_x(i + k0, L, a, run_order);
+        const auto m = sign(i + k0, L, xv, a);
+        const Grads<V> d = grads(gv, xv, a, m, saturation(i + k0, L, xv, a, m));
         if constexpr (kInOrder) {
-          store_in_order(gxi + k, gxv);
+          store_in_order(gxi + k0, d.input);
         } else {
-          store(gxi + k, gxv);
+          store(gxi + k0, d.input);
         }
-        if (kWeightGrad) {
-          sum = sum + slope_grad_masked(gv, m, xv);
-        }
-      }
-      if (k < len) {
-        const int64_t n = len - k;
-        const V gv = load_partial<V, kInOrder>(gi + k, n);
-        const V xv = load_x(i + k, n, slope, run_order);
-        const auto m = sign(i + k, n, xv);
-        store_partial<V, kInOrder>(
-            gxi + k, activation_grad_masked(gv, m, slope), n);
-        if (kWeightGrad) {
-          sum = sum + slope_grad_masked(gv, m, xv); // the zero padding adds 0
+        if (kParamGrad) {
+          sum = sum + d.param;
         }
       }
-      if (kWeightGrad) {
-        gw[c] += reduce_add(sum);
+      if (k0 < len) {
+        const int64_t n = len - k0;
+        // The zero padding of g gives padding lanes zero terms.
+        const V gv = load_partial<V, kInOrder>(gi + k0, n);
+        const V xv = load_x(i + k0, n, a, run_order);
+        const auto m = sign(i + k0, n, xv, a);
+        const Grads<V> d = grads(gv, xv, a, m, saturation(i + k0, n, xv, a, m));
+        store_partial<V, kInOrder>(gxi + k0, d.input, n);
+        if (kParamGrad) {
+          sum = sum + d.param;
+        }
+      }
+      if (kParamGrad) {
+        gp[c] += reduce_add(sum);
       }
     }
   });
 }
 
-template <class T>
+// ---- The kernels of a formula, and the table of this instruction set ----
+
+template <class F, class T>
+void forward_kernel(
+    const T* x,
+    const compute_t<T>* p,
+    T* out,
+    const FormulaScalars& scalars,
+    Span span) {
+  forward_loop<F, T, Bits::kNone>(x, p, out, nullptr, nullptr, scalars, span);
+}
+
+template <class F, class T>
 void backward_kernel(
     const T* g,
     const T* x,
-    const compute_t<T>* w,
+    const compute_t<T>* p,
     T* gx,
-    compute_t<T>* gw,
+    compute_t<T>* gp,
+    const FormulaScalars& scalars,
     Span span) {
-  if (gw != nullptr) {
-    backward_loop<T, true, Bits::kNone>(g, x, nullptr, w, gx, gw, span);
+  if (gp != nullptr) {
+    backward_loop<F, T, true, Bits::kNone>(
+        g, x, nullptr, nullptr, p, gx, gp, scalars, span);
   } else {
-    backward_loop<T, false, Bits::kNone>(g, x, nullptr, w, gx, gw, span);
+    backward_loop<F, T, false, Bits::kNone>(
+        g, x, nullptr, nullptr, p, gx, gp, scalars, span);
+  }
+}
+
+template <class F, class T>
+void forward_with_bits_kernel(
+    const T* x,
+    const compute_t<T>* p,
+    T* out,
+    uint8_t* sign,
+    uint8_t* saturation,
+    const FormulaScalars& scalars,
+    Span span) {
+  if constexpr (F::kSaturation) {
+    if (saturation != nullptr) {
+      forward_loop<F, T, Bits::kSign, true>(
+          x, p, out, sign, saturation, scalars, span);
+      return;
+    }
+  }
+  forward_loop<F, T, Bits::kSign>(x, p, out, sign, nullptr, scalars, span);
+}
+
+template <class F, class T>
+void backward_from_bits_kernel(
+    const T* g,
+    const uint8_t* sign,
+    const uint8_t* saturation,
+    const T* y,
+    const compute_t<T>* p,
+    T* gx,
+    compute_t<T>* gp,
+    const FormulaScalars& scalars,
+    Span span) {
+  auto run = [&](auto param_grad, auto sat) {
+    backward_loop<
+        F,
+        T,
+        decltype(param_grad)::value,
+        Bits::kSign,
+        decltype(sat)::value>(g, y, sign, saturation, p, gx, gp, scalars, span);
+  };
+  const bool with_sat = F::kSaturation && saturation != nullptr;
+  if (gp != nullptr) {
+    with_sat ? run(std::true_type{}, std::bool_constant<F::kSaturation>{})
+             : run(std::true_type{}, std::false_type{});
+  } else {
+    with_sat ? run(std::false_type{}, std::bool_constant<F::kSaturation>{})
+             : run(std::false_type{}, std::false_type{});
   }
 }
 
 template <class T>
-void backward_from_mask_kernel(
-    const T* g,
-    const uint8_t* mask,
-    const T* result,
+bool forward_with_parity_kernel(
+    const T* x,
     const compute_t<T>* w,
-    T* gx,
-    compute_t<T>* gw,
+    T* out,
+    uint8_t* parity,
     Span span) {
-  if (gw != nullptr) {
-    backward_loop<T, true, Bits::kSign>(g, result, mask, w, gx, gw, span);
-  } else { // leaky_relu: no result; the loop reads no x then
-    backward_loop<T, false, Bits::kSign>(g, g, mask, w, gx, gw, span);
-  }
+  return forward_loop<PreluFormula, T, Bits::kParity>(
+      x, w, out, parity, nullptr, FormulaScalars{}, span);
 }
 
 template <class T>
 void backward_from_parity_kernel(
     const T* g,
     const uint8_t* parity,
-    const T* result,
+    const T* y,
     const compute_t<T>* w,
     T* gx,
     compute_t<T>* gw,
     Span span) {
-  backward_loop<T, true, Bits::kParity>(g, result, parity, w, gx, gw, span);
+  backward_loop<PreluFormula, T, true, Bits::kParity>(
+      g, y, parity, nullptr, w, gx, gw, FormulaScalars{}, span);
 }
 
-template <class T>
+template <class F, class T>
 constexpr Kernels<T> kernels() {
-  return Kernels<T>{&forward_kernel<T>, &backward_kernel<T>};
+  return Kernels<T>{
+      &forward_kernel<F, T>,
+      &backward_kernel<F, T>,
+      &forward_with_bits_kernel<F, T>,
+      &backward_from_bits_kernel<F, T>};
 }
 
-template <class T>
-constexpr BitKernels<T> mask_kernels() {
-  return BitKernels<T>{
-      &forward_with_mask_kernel<T>, &backward_from_mask_kernel<T>};
-}
-
-template <class T>
-constexpr BitKernels<T> parity_kernels() {
-  return BitKernels<T>{
-      &forward_with_parity_kernel<T>, &backward_from_parity_kernel<T>};
+template <class... Fs>
+void fill_table(KernelTable& table, FormulaList<Fs...>) {
+  ((table.f32[static_cast<int>(Fs::kId)] = kernels<Fs, float>(),
+    table.f64[static_cast<int>(Fs::kId)] = kernels<Fs, double>(),
+    table.f16[static_cast<int>(Fs::kId)] = kernels<Fs, Half16>(),
+    table.bf16[static_cast<int>(Fs::kId)] = kernels<Fs, BFloat16>()),
+   ...);
 }
 
 const KernelTable* kernel_table() {
-  static const KernelTable table{
-      kernels<float>(),
-      kernels<double>(),
-      kernels<Half16>(),
-      kernels<BFloat16>(),
-      mask_kernels<float>(),
-      mask_kernels<double>(),
-      mask_kernels<Half16>(),
-      mask_kernels<BFloat16>(),
-      parity_kernels<float>(),
-      parity_kernels<Half16>(),
-      parity_kernels<BFloat16>()};
+  static const KernelTable table = [] {
+    KernelTable t{};
+    fill_table(t, AllFormulas{});
+    t.parity_f32 = {
+        &forward_with_parity_kernel<float>,
+        &backward_from_parity_kernel<float>};
+    t.parity_f16 = {
+        &forward_with_parity_kernel<Half16>,
+        &backward_from_parity_kernel<Half16>};
+    t.parity_bf16 = {
+        &forward_with_parity_kernel<BFloat16>,
+        &backward_from_parity_kernel<BFloat16>};
+    return t;
+  }();
   return &table;
 }

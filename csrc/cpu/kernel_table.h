@@ -10,6 +10,10 @@
 #include <cstring>
 #include <type_traits>
 
+#define ACTX_FORMULA_IDS_ONLY
+#include "activation_formulas.h"
+#undef ACTX_FORMULA_IDS_ONLY
+
 namespace actx {
 namespace cpu {
 
@@ -34,8 +38,8 @@ struct ComputeType<double> {
 template <class T>
 using compute_t = typename ComputeType<T>::type;
 
-// The elements [begin, end) of a flat buffer; element i uses weight[(i / inner)
-// % channels].
+// The elements [begin, end) of a flat buffer; element i uses parameter
+// p[(i / inner) % channels].
 struct Span {
   int64_t channels;
   int64_t inner;
@@ -43,47 +47,73 @@ struct Span {
   int64_t end;
 };
 
+// One formula's loops (activation_formulas.h) for storage type T. `p` holds the
+// per-element parameters; `gp` receives the sums of their gradient terms
+// (null: none wanted).
 template <class T>
 struct Kernels {
-  // out[i] = x[i] > 0 ? x[i] : w * x[i]
-  void (*forward)(const T* x, const compute_t<T>* weight, T* out, Span span);
-  // grad_input[i] = x[i] > 0 ? g[i] : w * g[i]; and, when grad_weight is not
-  // null, grad_weight[channel] += x[i] > 0 ? 0 : x[i] * g[i]
+  // out[i] = f(x[i], p)
+  void (*forward)(
+      const T* x,
+      const compute_t<T>* p,
+      T* out,
+      const FormulaScalars& scalars,
+      Span span);
+  // grad_input[i] = dL/dx and gp[channel] += the element's dL/dp, from x.
   void (*backward)(
       const T* grad_output,
       const T* x,
-      const compute_t<T>* weight,
+      const compute_t<T>* p,
       T* grad_input,
-      compute_t<T>* grad_weight,
+      compute_t<T>* gp,
+      const FormulaScalars& scalars,
+      Span span);
+  // forward, also writing the sign bits of x[span] (span.begin a multiple of
+  // 8; one bit per element, bit i % 8 of byte i / 8: the branch element i
+  // took) and, where `saturation` is not null, whether it was clamped.
+  void (*forward_with_bits)(
+      const T* x,
+      const compute_t<T>* p,
+      T* out,
+      uint8_t* sign,
+      uint8_t* saturation,
+      const FormulaScalars& scalars,
+      Span span);
+  // backward from those bits instead of x. Where the parameter's gradient
+  // reads x, `y` (prelu's output) stands in for it (the caller divides each
+  // channel's sum by the slope).
+  void (*backward_from_bits)(
+      const T* grad_output,
+      const uint8_t* sign,
+      const uint8_t* saturation,
+      const T* y,
+      const compute_t<T>* p,
+      T* grad_input,
+      compute_t<T>* gp,
+      const FormulaScalars& scalars,
       Span span);
 };
 
-// The bits the backward keeps (one bit per element, bit i % 8 of byte i / 8):
-// sign masks (x[i] > 0), and the parity bits of prelu_with_parity (the lowest
-// bit of x[i]'s storage), with which the backward recovers x from the output
-// where the weight is positive (activation_kernel.h, recovered_input). No
-// parity kernels for double, whose quotients have no wider type for the
-// reference path to check.
+// prelu's parity bits (the lowest bit of x[i]'s storage), with which the
+// backward recovers x from the output where the weight is positive
+// (activation_kernel.h, recovered_input). None for double, whose quotients
+// have no wider type for the reference path to check.
 template <class T>
-struct BitKernels {
-  // forward, also writing the bits of x[span] (span.begin a multiple of 8).
-  // Returns, for parity bits, whether every x[i] is recovered from (out[i],
-  // weight, bit); true for masks.
+struct ParityKernels {
+  // prelu, also writing the parity bits; returns whether every x[i] is
+  // recovered from (out[i], weight, bit).
   bool (*forward)(
       const T* x,
       const compute_t<T>* weight,
       T* out,
-      uint8_t* bits,
+      uint8_t* parity,
       Span span);
-  // backward with grad_input[i] = x > 0 ? g[i] : w * g[i]; and, when
-  // grad_weight is not null (prelu), grad_weight[channel] += x > 0 ? 0 : x *
-  // g[i]. From a mask the sign is the bit, and the prelu output stands in for
-  // x (the caller divides by the weight); from parity bits x is recovered from
-  // the output.
+  // prelu's backward with x recovered from the output `y`; grad_weight is not
+  // null.
   void (*backward)(
       const T* grad_output,
-      const uint8_t* bits,
-      const T* result,
+      const uint8_t* parity,
+      const T* y,
       const compute_t<T>* weight,
       T* grad_input,
       compute_t<T>* grad_weight,
@@ -100,40 +130,18 @@ inline uint32_t low_bit(const T& v) {
 }
 
 struct KernelTable {
-  Kernels<float> f32;
-  Kernels<double> f64;
-  Kernels<Half16> f16;
-  Kernels<BFloat16> bf16;
-  BitKernels<float> mask_f32;
-  BitKernels<double> mask_f64;
-  BitKernels<Half16> mask_f16;
-  BitKernels<BFloat16> mask_bf16;
-  BitKernels<float> parity_f32;
-  BitKernels<Half16> parity_f16;
-  BitKernels<BFloat16> parity_bf16;
+  Kernels<float> f32[kFormulas];
+  Kernels<double> f64[kFormulas];
+  Kernels<Half16> f16[kFormulas];
+  Kernels<BFloat16> bf16[kFormulas];
+  ParityKernels<float> parity_f32;
+  ParityKernels<Half16> parity_f16;
+  ParityKernels<BFloat16> parity_bf16;
 };
-
-// Null for double (no parity kernels).
-template <class T>
-inline const BitKernels<T>* parity_kernels_for(const KernelTable& t) {
-  if constexpr (std::is_same_v<T, float>) {
-    return &t.parity_f32;
-  } else if constexpr (std::is_same_v<T, Half16>) {
-    return &t.parity_f16;
-  } else if constexpr (std::is_same_v<T, BFloat16>) {
-    return &t.parity_bf16;
-  } else {
-    return nullptr;
-  }
-}
 
 // The member of a table for storage type T, out of one per dtype.
 template <class T, class F32, class F64, class F16, class BF16>
-constexpr const auto& for_dtype(
-    const F32& f32,
-    const F64& f64,
-    const F16& f16,
-    const BF16& bf16) {
+constexpr auto& for_dtype(F32& f32, F64& f64, F16& f16, BF16& bf16) {
   if constexpr (std::is_same_v<T, float>) {
     return f32;
   } else if constexpr (std::is_same_v<T, double>) {
@@ -147,12 +155,19 @@ constexpr const auto& for_dtype(
 }
 
 template <class T>
-const Kernels<T>& kernels_for(const KernelTable& t) {
-  return for_dtype<T>(t.f32, t.f64, t.f16, t.bf16);
+const Kernels<T>& kernels_for(const KernelTable& t, Formula formula) {
+  return for_dtype<T>(t.f32, t.f64, t.f16, t.bf16)[static_cast<int>(formula)];
 }
+
+// Null for double (no parity kernels).
 template <class T>
-const BitKernels<T>& mask_kernels_for(const KernelTable& t) {
-  return for_dtype<T>(t.mask_f32, t.mask_f64, t.mask_f16, t.mask_bf16);
+inline const ParityKernels<T>* parity_kernels_for(const KernelTable& t) {
+  if constexpr (std::is_same_v<T, double>) {
+    return nullptr;
+  } else {
+    return &for_dtype<T>(
+        t.parity_f32, t.parity_f32, t.parity_f16, t.parity_bf16);
+  }
 }
 
 // One table per instruction set; null where this build has none for it (not

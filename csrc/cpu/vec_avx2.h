@@ -60,6 +60,12 @@ inline VecF operator+(VecF a, VecF b) {
 inline MaskF positive(VecF a) {
   return {_mm256_cmp_ps(a.v, _mm256_setzero_ps(), _CMP_GT_OQ)};
 }
+inline MaskF greater(VecF a, VecF b) {
+  return {_mm256_cmp_ps(a.v, b.v, _CMP_GT_OQ)};
+}
+inline MaskF either(MaskF a, MaskF b) {
+  return {_mm256_or_ps(a.m, b.m)};
+}
 inline VecF select(MaskF m, VecF a, VecF b) {
   return {_mm256_blendv_ps(b.v, a.v, m.m)};
 }
@@ -79,6 +85,12 @@ inline VecD operator+(VecD a, VecD b) {
 }
 inline MaskD positive(VecD a) {
   return {_mm256_cmp_pd(a.v, _mm256_setzero_pd(), _CMP_GT_OQ)};
+}
+inline MaskD greater(VecD a, VecD b) {
+  return {_mm256_cmp_pd(a.v, b.v, _CMP_GT_OQ)};
+}
+inline MaskD either(MaskD a, MaskD b) {
+  return {_mm256_or_pd(a.m, b.m)};
 }
 inline VecD select(MaskD m, VecD a, VecD b) {
   return {_mm256_blendv_pd(b.v, a.v, m.m)};
@@ -156,6 +168,12 @@ inline VecBF operator+(VecBF a, VecBF b) {
 }
 inline MaskBF positive(VecBF a) {
   return {positive(a.v0), positive(a.v1)};
+}
+inline MaskBF greater(VecBF a, VecBF b) {
+  return {greater(a.v0, b.v0), greater(a.v1, b.v1)};
+}
+inline MaskBF either(MaskBF a, MaskBF b) {
+  return {either(a.m0, b.m0), either(a.m1, b.m1)};
 }
 inline VecBF select(MaskBF m, VecBF a, VecBF b) {
   return {select(m.m0, a.v0, b.v0), select(m.m1, a.v1, b.v1)};

@@ -59,6 +59,12 @@ inline VecF operator+(VecF a, VecF b) {
 inline __mmask16 positive(VecF a) {
   return _mm512_cmp_ps_mask(a.v, _mm512_setzero_ps(), _CMP_GT_OQ);
 }
+inline __mmask16 greater(VecF a, VecF b) {
+  return _mm512_cmp_ps_mask(a.v, b.v, _CMP_GT_OQ);
+}
+inline __mmask16 either(__mmask16 a, __mmask16 b) {
+  return static_cast<__mmask16>(a | b);
+}
 inline VecF select(__mmask16 m, VecF a, VecF b) {
   return {_mm512_mask_blend_ps(m, b.v, a.v)};
 }
@@ -74,6 +80,12 @@ inline VecD operator+(VecD a, VecD b) {
 }
 inline __mmask8 positive(VecD a) {
   return _mm512_cmp_pd_mask(a.v, _mm512_setzero_pd(), _CMP_GT_OQ);
+}
+inline __mmask8 greater(VecD a, VecD b) {
+  return _mm512_cmp_pd_mask(a.v, b.v, _CMP_GT_OQ);
+}
+inline __mmask8 either(__mmask8 a, __mmask8 b) {
+  return static_cast<__mmask8>(a | b);
 }
 inline VecD select(__mmask8 m, VecD a, VecD b) {
   return {_mm512_mask_blend_pd(m, b.v, a.v)};

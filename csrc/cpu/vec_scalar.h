@@ -47,6 +47,13 @@ inline bool positive(Lane<C> a) {
   return a.v > C(0);
 }
 template <class C>
+inline bool greater(Lane<C> a, Lane<C> b) {
+  return a.v > b.v;
+}
+inline bool either(bool a, bool b) {
+  return a || b;
+}
+template <class C>
 inline Lane<C> select(bool m, Lane<C> a, Lane<C> b) {
   return m ? a : b;
 }

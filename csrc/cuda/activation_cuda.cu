@@ -37,6 +37,13 @@ template <class T>
 __host__ __device__ inline T zero_like(T) {
   return T(0);
 }
+template <class T>
+__host__ __device__ inline bool greater(T a, T b) {
+  return a > b;
+}
+__host__ __device__ inline bool either(bool a, bool b) {
+  return a || b;
+}
 
 #include "activation_formulas.h"
 
@@ -117,19 +124,40 @@ struct WeightRef {
   }
 };
 
+// One element's result of formula F: f(x, a) (forward), or dL/dx (backward,
+// from x, with the incoming gradient g).
+template <class F, bool kBackward, class acc_t>
+__device__ inline acc_t element_result(
+    acc_t g,
+    acc_t x,
+    acc_t a,
+    const typename F::template Consts<acc_t>& k) {
+  const bool s = F::sign(x, a, k);
+  if constexpr (!kBackward) {
+    return F::forward(x, s, a, k);
+  } else if constexpr (F::kSaturation) {
+    return k.clamp
+        ? F::template grad_input<true>(g, s, F::saturated(x, s, a, k), a, k)
+        : F::template grad_input<false>(g, s, s, a, k);
+  } else {
+    return F::template grad_input<false>(g, s, s, a, k);
+  }
+}
+
 // Elements [begin, begin + count * VEC) of the flat buffers; element i uses
 // weight[(i / inner) % channels], or `slope` when weight is null. kBackward:
 // out = grad_input. row_weights (inner == 1, channels a multiple of VEC, weight
 // 16-byte aligned): the VEC elements of a step use VEC neighbouring weights,
 // read in 16-byte loads too (one scalar load per element would cost a warp
 // eight times the cache wavefronts of its data for bfloat16).
-template <class scalar_t, int VEC, bool kBackward, class index_t>
+template <class F, class scalar_t, int VEC, bool kBackward, class index_t>
 __global__ void elementwise_kernel(
     const scalar_t* __restrict__ grad,
     const scalar_t* __restrict__ x,
     const WeightRef<scalar_t> weight,
     scalar_t* __restrict__ out,
     at::opmath_type<scalar_t> slope,
+    const FormulaScalars scalars,
     index_t begin,
     index_t count,
     index_t channels,
@@ -169,25 +197,28 @@ __global__ void elementwise_kernel(
         a[k] = slope;
       }
     }
+    const auto consts = F::template consts<acc_t>(scalars);
     P result;
 #pragma unroll
     for (int k = 0; k < VEC; ++k) {
-      const acc_t xk = static_cast<acc_t>(xv.v[k]);
-      result.v[k] = static_cast<scalar_t>(
-          kBackward ? activation_grad(static_cast<acc_t>(gv.v[k]), xk, a[k])
-                    : activation(xk, a[k]));
+      result.v[k] = static_cast<scalar_t>(element_result<F, kBackward>(
+          kBackward ? static_cast<acc_t>(gv.v[k]) : acc_t(0),
+          static_cast<acc_t>(xv.v[k]),
+          a[k],
+          consts));
     }
     *reinterpret_cast<P*>(out + i) = result;
   }
 }
 
-template <class scalar_t, bool kBackward, class index_t>
+template <class F, class scalar_t, bool kBackward, class index_t>
 void launch_elementwise(
     const scalar_t* grad,
     const scalar_t* x,
     WeightRef<scalar_t> weight,
     scalar_t* out,
     at::opmath_type<scalar_t> slope,
+    const FormulaScalars& scalars,
     int64_t n,
     int64_t channels,
     int64_t inner) {
@@ -203,13 +234,14 @@ void launch_elementwise(
   if (vec_count > 0) {
     const int blocks =
         static_cast<int>(std::min(ceil_div(vec_count, kThreads), max_blocks));
-    elementwise_kernel<scalar_t, kVec, kBackward, index_t>
+    elementwise_kernel<F, scalar_t, kVec, kBackward, index_t>
         <<<blocks, kThreads, 0, stream>>>(
             grad,
             x,
             weight,
             out,
             slope,
+            scalars,
             0,
             vec_count,
             channels,
@@ -221,13 +253,14 @@ void launch_elementwise(
     const int64_t count = n - tail_begin;
     const int blocks =
         static_cast<int>(std::min(ceil_div(count, kThreads), max_blocks));
-    elementwise_kernel<scalar_t, 1, kBackward, index_t>
+    elementwise_kernel<F, scalar_t, 1, kBackward, index_t>
         <<<blocks, kThreads, 0, stream>>>(
             grad,
             x,
             weight,
             out,
             slope,
+            scalars,
             tail_begin,
             count,
             channels,
@@ -237,7 +270,7 @@ void launch_elementwise(
   }
 }
 
-// ---- prelu backward with the weight gradient ----
+// ---- The backward with the gradient of a per-channel parameter ----
 
 // Sum of a block's values, in a fixed order.
 template <class acc_t>
@@ -262,14 +295,16 @@ __device__ acc_t block_sum(acc_t value) {
 }
 
 // grad_input of VEC elements from i on (16 bytes, aligned, when VEC > 1), and
-// each one's term of the weight gradient, element k with slope a[k].
-template <class scalar_t, int VEC>
+// each one's term of the parameter's gradient, element k with parameter a[k],
+// by formula F.
+template <class F, class scalar_t, int VEC>
 __device__ inline void backward_pack(
     const scalar_t* __restrict__ grad,
     const scalar_t* __restrict__ x,
     scalar_t* __restrict__ grad_input,
     int64_t i,
     const at::opmath_type<scalar_t> (&a)[VEC],
+    const typename F::template Consts<at::opmath_type<scalar_t>>& consts,
     at::opmath_type<scalar_t> (&terms)[VEC]) {
   using acc_t = at::opmath_type<scalar_t>;
   using P = Pack<scalar_t, VEC>;
@@ -280,8 +315,10 @@ __device__ inline void backward_pack(
   for (int k = 0; k < VEC; ++k) {
     const acc_t xk = static_cast<acc_t>(xv.v[k]);
     const acc_t gk = static_cast<acc_t>(gv.v[k]);
-    result.v[k] = static_cast<scalar_t>(activation_grad(gk, xk, a[k]));
-    terms[k] = slope_grad(gk, xk);
+    const acc_t gxk = element_result<F, true>(gk, xk, a[k], consts);
+    result.v[k] = static_cast<scalar_t>(gxk);
+    terms[k] =
+        F::param_grad(gk, gxk, F::sign(xk, a[k], consts), xk, a[k], consts);
   }
   *reinterpret_cast<P*>(grad_input + i) = result;
 }
@@ -290,8 +327,9 @@ __device__ inline void backward_pack(
 // (c, s) covers split s of channel c's plane (outer x inner), VEC elements at a
 // time (inner is a multiple of VEC), and writes one partial sum. Positions are
 // counted, not divided out, per step.
-template <class scalar_t, int VEC>
+template <class F, class scalar_t, int VEC>
 __global__ void backward_channel_major_kernel(
+    const FormulaScalars scalars,
     const scalar_t* __restrict__ grad,
     const scalar_t* __restrict__ x,
     const WeightRef<scalar_t> weight,
@@ -309,6 +347,7 @@ __global__ void backward_channel_major_kernel(
   for (int k = 0; k < VEC; ++k) {
     a[k] = weight[c];
   }
+  const auto consts = F::template consts<acc_t>(scalars);
   acc_t sum = 0;
   // In units of VEC elements: the plane has `plane / VEC` of them, a row of the
   // plane `inner / VEC`.
@@ -324,8 +363,8 @@ __global__ void backward_channel_major_kernel(
         (o * channels + c) * inner; // element index of row o of channel c
     for (; p < last; p += blockDim.x) {
       acc_t terms[VEC];
-      backward_pack<scalar_t, VEC>(
-          grad, x, grad_input, row_start + r * VEC, a, terms);
+      backward_pack<F, scalar_t, VEC>(
+          grad, x, grad_input, row_start + r * VEC, a, consts, terms);
 #pragma unroll
       for (int k = 0; k < VEC; ++k) {
         sum += terms[k];
@@ -354,8 +393,9 @@ constexpr int kRowThreads = kThreads / kColumnThreads;
 // VEC) and every kRowThreads-th row of one tile down them; shared memory then
 // adds the kRowThreads sums of each column in a fixed order, and the block
 // writes one partial per column and tile.
-template <class scalar_t, int VEC>
+template <class F, class scalar_t, int VEC>
 __global__ void backward_columns_kernel(
+    const FormulaScalars scalars,
     const scalar_t* __restrict__ grad,
     const scalar_t* __restrict__ x,
     const WeightRef<scalar_t> weight,
@@ -373,6 +413,7 @@ __global__ void backward_columns_kernel(
   const int64_t j =
       (static_cast<int64_t>(blockIdx.x) * kColumnThreads + tx) * VEC;
   const int64_t tile = blockIdx.y;
+  const auto consts = F::template consts<acc_t>(scalars);
   acc_t sums[VEC];
 #pragma unroll
   for (int k = 0; k < VEC; ++k) {
@@ -392,7 +433,7 @@ __global__ void backward_columns_kernel(
     for (int64_t i = (tile * rows_per_tile + ty) * width + j; i < end;
          i += kRowThreads * width) {
       acc_t terms[VEC];
-      backward_pack<scalar_t, VEC>(grad, x, grad_input, i, a, terms);
+      backward_pack<F, scalar_t, VEC>(grad, x, grad_input, i, a, consts, terms);
 #pragma unroll
       for (int k = 0; k < VEC; ++k) {
         sums[k] += terms[k];
@@ -451,17 +492,17 @@ __global__ void reduce_partials_kernel(
 // Runs below this length use the column kernel.
 constexpr int64_t kChannelMajorMinInner = 1024;
 
-template <class scalar_t, int VEC>
-void launch_prelu_backward(const BackwardCall& call) {
+template <class F, class scalar_t, int VEC>
+void launch_param_backward(const BackwardCall& call) {
   using acc_t = at::opmath_type<scalar_t>;
   const auto* g = call.grad_output.const_data_ptr<scalar_t>();
   const auto* x = call.x.const_data_ptr<scalar_t>();
-  const WeightRef<scalar_t> w(call.slopes.weight, call.x);
-  const WeightRef<scalar_t> gw(call.grad_weight, call.x);
+  const WeightRef<scalar_t> w(call.params.weight, call.x);
+  const WeightRef<scalar_t> gw(call.grad_param, call.x);
   auto* gx = call.grad_input.data_ptr<scalar_t>();
   const int64_t n = call.grad_input.numel();
-  const int64_t channels = call.slopes.channels;
-  const int64_t inner = call.slopes.inner;
+  const int64_t channels = call.params.channels;
+  const int64_t inner = call.params.inner;
   auto stream = at::cuda::getCurrentCUDAStream();
   const auto acc_options =
       call.x.options().dtype(compute_dtype(call.x.scalar_type()));
@@ -477,16 +518,18 @@ void launch_prelu_backward(const BackwardCall& call) {
     partials = at::empty({channels * splits}, acc_options);
     const dim3 grid(
         static_cast<unsigned>(channels), static_cast<unsigned>(splits));
-    backward_channel_major_kernel<scalar_t, VEC><<<grid, kThreads, 0, stream>>>(
-        g,
-        x,
-        w,
-        gx,
-        partials.data_ptr<acc_t>(),
-        channels,
-        inner,
-        plane,
-        per_split);
+    backward_channel_major_kernel<F, scalar_t, VEC>
+        <<<grid, kThreads, 0, stream>>>(
+            call.scalars,
+            g,
+            x,
+            w,
+            gx,
+            partials.data_ptr<acc_t>(),
+            channels,
+            inner,
+            plane,
+            per_split);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     // partials[c * splits + s]: one "column" per channel, `splits` groups, read
     // as width 1.
@@ -517,7 +560,8 @@ void launch_prelu_backward(const BackwardCall& call) {
     const dim3 grid(
         static_cast<unsigned>(ceil_div(width / VEC, kColumnThreads)),
         static_cast<unsigned>(tiles));
-    backward_columns_kernel<scalar_t, VEC><<<grid, kThreads, 0, stream>>>(
+    backward_columns_kernel<F, scalar_t, VEC><<<grid, kThreads, 0, stream>>>(
+        call.scalars,
         g,
         x,
         w,
@@ -547,48 +591,70 @@ void launch_prelu_backward(const BackwardCall& call) {
 // row: the buffers start 16-byte aligned, and the element count (columns) or
 // the row length (channel-major) is a multiple of VEC. Otherwise one element
 // per access.
-template <class scalar_t>
-void launch_prelu_backward(const BackwardCall& call) {
+template <class F, class scalar_t>
+void launch_param_backward(const BackwardCall& call) {
   constexpr int kVec = kVecOf<scalar_t>;
-  const int64_t run = call.slopes.inner >= kChannelMajorMinInner
-      ? call.slopes.inner
+  const int64_t run = call.params.inner >= kChannelMajorMinInner
+      ? call.params.inner
       : call.grad_input.numel();
   if (run % kVec == 0 && aligned16(call.x.const_data_ptr()) &&
       aligned16(call.grad_output.const_data_ptr()) &&
       aligned16(call.grad_input.const_data_ptr())) {
-    launch_prelu_backward<scalar_t, kVec>(call);
+    launch_param_backward<F, scalar_t, kVec>(call);
   } else {
-    launch_prelu_backward<scalar_t, 1>(call);
+    launch_param_backward<F, scalar_t, 1>(call);
   }
 }
 
 // out = f(x) (forward) or grad_input (backward, with grad = the incoming
-// gradient), over n elements with the slopes of `slopes`.
-template <bool kBackward>
+// gradient) of the call's formula, over n elements with the parameters of
+// `params`.
+template <bool kBackward, class Call>
 void run_elementwise(
+    const Call& call,
     const at::Tensor& grad,
     const at::Tensor& x,
-    const at::Tensor& out,
-    const Slopes& slopes) {
-  AT_DISPATCH_FLOATING_TYPES_AND2(
-      at::kHalf, at::kBFloat16, x.scalar_type(), "actx_cuda", [&] {
-        using acc_t = at::opmath_type<scalar_t>;
-        const int64_t n = out.numel();
-        const scalar_t* g =
-            kBackward ? grad.const_data_ptr<scalar_t>() : nullptr;
-        const WeightRef<scalar_t> w(slopes.weight, x);
-        const acc_t slope =
-            slopes.weight.defined() ? acc_t(0) : slopes.scalar.to<acc_t>();
-        const auto* xp = x.const_data_ptr<scalar_t>();
-        auto* op = out.data_ptr<scalar_t>();
-        if (n <= std::numeric_limits<int32_t>::max() / 2) {
-          launch_elementwise<scalar_t, kBackward, uint32_t>(
-              g, xp, w, op, slope, n, slopes.channels, slopes.inner);
-        } else {
-          launch_elementwise<scalar_t, kBackward, int64_t>(
-              g, xp, w, op, slope, n, slopes.channels, slopes.inner);
-        }
-      });
+    const at::Tensor& out) {
+  const Params& params = call.params;
+  AllFormulas::visit(call.formula, [&](auto formula) {
+    using F = decltype(formula);
+    AT_DISPATCH_FLOATING_TYPES_AND2(
+        at::kHalf, at::kBFloat16, x.scalar_type(), "actx_cuda", [&] {
+          using acc_t = at::opmath_type<scalar_t>;
+          const int64_t n = out.numel();
+          const scalar_t* g =
+              kBackward ? grad.const_data_ptr<scalar_t>() : nullptr;
+          const WeightRef<scalar_t> w(params.per_channel, x);
+          const acc_t slope = params.per_channel.defined()
+              ? acc_t(0)
+              : params.scalar.to<acc_t>();
+          const auto* xp = x.const_data_ptr<scalar_t>();
+          auto* op = out.data_ptr<scalar_t>();
+          if (n <= std::numeric_limits<int32_t>::max() / 2) {
+            launch_elementwise<F, scalar_t, kBackward, uint32_t>(
+                g,
+                xp,
+                w,
+                op,
+                slope,
+                call.scalars,
+                n,
+                params.channels,
+                params.inner);
+          } else {
+            launch_elementwise<F, scalar_t, kBackward, int64_t>(
+                g,
+                xp,
+                w,
+                op,
+                slope,
+                call.scalars,
+                n,
+                params.channels,
+                params.inner);
+          }
+        });
+  });
 }
 
 struct CudaBackend {
@@ -598,22 +664,24 @@ struct CudaBackend {
 
   static void forward(const ForwardCall& call) {
     const c10::cuda::CUDAGuard guard(call.x.device());
-    run_elementwise<false>(at::Tensor(), call.x, call.y, call.slopes);
+    run_elementwise<false>(call, at::Tensor(), call.x, call.y);
   }
 
   static void backward(const BackwardCall& call) {
     const c10::cuda::CUDAGuard guard(call.x.device());
-    if (!call.grad_weight.defined()) {
-      run_elementwise<true>(
-          call.grad_output, call.x, call.grad_input, call.slopes);
+    if (!call.grad_param.defined()) {
+      run_elementwise<true>(call, call.grad_output, call.x, call.grad_input);
       return;
     }
-    AT_DISPATCH_FLOATING_TYPES_AND2(
-        at::kHalf,
-        at::kBFloat16,
-        call.x.scalar_type(),
-        "actx_cuda_backward",
-        [&] { launch_prelu_backward<scalar_t>(call); });
+    AllFormulas::visit(call.formula, [&](auto formula) {
+      using F = decltype(formula);
+      AT_DISPATCH_FLOATING_TYPES_AND2(
+          at::kHalf,
+          at::kBFloat16,
+          call.x.scalar_type(),
+          "actx_cuda_backward",
+          [&] { launch_param_backward<F, scalar_t>(call); });
+    });
   }
 };
 

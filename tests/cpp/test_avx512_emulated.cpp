@@ -234,18 +234,27 @@ std::vector<T> random_values(int64_t n, std::mt19937& rng) {
   return v;
 }
 
+// The loops of `formula` under the emulated AVX-512 intrinsics against the
+// scalar ones: the same outputs and bits, and the parameter's gradient sums
+// equal to summation order. `saturation`: the formula's second bit too.
 template <class T>
-void check_against_scalar() {
+void check_formula(
+    Formula formula,
+    const FormulaScalars& scalars,
+    bool saturation,
+    const char* name) {
   using C = compute_t<T>;
-  const KernelTable& emulated = *avx512::kernel_table();
-  const KernelTable& reference = *scalar::kernel_table();
+  const Kernels<T>& emulated = kernels_for<T>(*avx512::kernel_table(), formula);
+  const Kernels<T>& reference =
+      kernels_for<T>(*scalar::kernel_table(), formula);
   std::mt19937 rng(0);
-  // (channels, inner): one slope; per-element weights (inner 1, rows of odd and
-  // even lengths); runs of one weight shorter and longer than a vector.
+  // (channels, inner): one parameter; per-element parameters (inner 1, rows of
+  // odd and even lengths); runs of one parameter shorter and longer than a
+  // vector.
   const std::pair<int64_t, int64_t> geometries[] = {
       {1, 1000}, {37, 1}, {64, 1}, {5, 3}, {7, 40}, {3, 129}};
-  // Plain locals, not structured bindings: clang 14 (C++17) refuses lambdas
-  // that capture those.
+  // Plain locals, not structured bindings: clang 14 refuses lambdas that
+  // capture those.
   for (const auto& geometry : geometries) {
     const int64_t channels = geometry.first;
     const int64_t inner = geometry.second;
@@ -266,30 +275,42 @@ void check_against_scalar() {
       const Span span{channels, inner, begin, end};
       std::vector<T> out_e(n, from_float<T>(7.0f)),
           out_r(n, from_float<T>(7.0f));
-      kernels_for<T>(emulated).forward(x.data(), w.data(), out_e.data(), span);
-      kernels_for<T>(reference).forward(x.data(), w.data(), out_r.data(), span);
+      emulated.forward(x.data(), w.data(), out_e.data(), scalars, span);
+      reference.forward(x.data(), w.data(), out_r.data(), scalars, span);
       for (int64_t i = 0; i < n; ++i) {
         ASSERT_TRUE(same(out_e[i], out_r[i]))
-            << "forward, element " << i << " of span " << begin << ".." << end
-            << " (channels " << channels << ", inner " << inner << ")";
+            << name << " forward, element " << i << " of span " << begin << ".."
+            << end << " (channels " << channels << ", inner " << inner << ")";
       }
       std::vector<C> gw_e(channels, 0), gw_r(channels, 0),
           magnitude(channels, 0);
-      kernels_for<T>(emulated).backward(
-          g.data(), x.data(), w.data(), out_e.data(), gw_e.data(), span);
-      kernels_for<T>(reference).backward(
-          g.data(), x.data(), w.data(), out_r.data(), gw_r.data(), span);
+      emulated.backward(
+          g.data(),
+          x.data(),
+          w.data(),
+          out_e.data(),
+          gw_e.data(),
+          scalars,
+          span);
+      reference.backward(
+          g.data(),
+          x.data(),
+          w.data(),
+          out_r.data(),
+          gw_r.data(),
+          scalars,
+          span);
       for (int64_t i = 0; i < n; ++i) {
-        ASSERT_TRUE(same(out_e[i], out_r[i])) << "grad_input, element " << i;
+        ASSERT_TRUE(same(out_e[i], out_r[i]))
+            << name << " grad_input, element " << i;
       }
       for (int64_t i = begin; i < end; ++i) {
-        if (!(to_double(x[i]) > 0)) {
-          magnitude[(i / inner) % channels] +=
-              std::abs(to_double(x[i]) * to_double(g[i]));
-        }
+        magnitude[(i / inner) % channels] +=
+            std::abs(to_double(x[i]) * to_double(g[i])) +
+            std::abs(to_double(g[i]));
       }
-      // Weight-gradient sums: NaN where the other has NaN, else equal to
-      // summation order.
+      // Gradient sums: NaN where the other has NaN, else equal to summation
+      // order.
       auto expect_sums_close = [&](const std::vector<C>& e,
                                    const std::vector<C>& r,
                                    const char* what) {
@@ -304,27 +325,41 @@ void check_against_scalar() {
           }
         }
       };
-      expect_sums_close(gw_e, gw_r, "grad_weight");
+      expect_sums_close(gw_e, gw_r, name);
       // Kernels with bits: the same bits, outputs and verdict, bit i as
-      // bit_of(i), and the backward from them the same grad_input and
-      // grad_weight. The backward reads the forward's output (from_output:
-      // parity bits) or x standing for it (masks).
+      // bit_of(i) where given, and the backward from them the same grad_input
+      // and gradient sums. The backward reads the forward's output
+      // (from_output: parity bits) or x standing for it (masks).
       const Span whole{channels, inner, 0, n};
-      auto check_bits = [&](const BitKernels<T>& e,
-                            const BitKernels<T>& r,
+      auto check_bits = [&](auto forward,
+                            auto backward,
                             const std::vector<C>& weights,
                             auto bit_of,
                             bool from_output,
                             const char* what) {
         std::vector<uint8_t> bits_e((n + 7) / 8, 0xAA),
-            bits_r((n + 7) / 8, 0x55);
+            bits_r((n + 7) / 8, 0x55), sat_e((n + 7) / 8, 0xAA),
+            sat_r((n + 7) / 8, 0x55);
         std::vector<T> y_e(n), y_r(n);
-        const bool ok_e = e.forward(
-            x.data(), weights.data(), y_e.data(), bits_e.data(), whole);
-        const bool ok_r = r.forward(
-            x.data(), weights.data(), y_r.data(), bits_r.data(), whole);
+        const bool ok_e = forward(
+            true,
+            weights.data(),
+            y_e.data(),
+            bits_e.data(),
+            sat_e.data(),
+            whole);
+        const bool ok_r = forward(
+            false,
+            weights.data(),
+            y_r.data(),
+            bits_r.data(),
+            sat_r.data(),
+            whole);
         EXPECT_EQ(ok_e, ok_r) << what;
         ASSERT_EQ(bits_e, bits_r) << what;
+        if (saturation) {
+          ASSERT_EQ(sat_e, sat_r) << what << " saturation";
+        }
         for (int64_t i = 0; i < n; ++i) {
           ASSERT_TRUE(same(y_e[i], y_r[i]))
               << "forward with " << what << ", element " << i;
@@ -332,17 +367,19 @@ void check_against_scalar() {
               << what << " bit " << i;
         }
         std::vector<C> gb_e(channels, 0), gb_r(channels, 0);
-        e.backward(
-            g.data(),
+        backward(
+            true,
             bits_e.data(),
+            sat_e.data(),
             from_output ? y_e.data() : x.data(),
             weights.data(),
             out_e.data(),
             gb_e.data(),
             span);
-        r.backward(
-            g.data(),
+        backward(
+            false,
             bits_r.data(),
+            sat_r.data(),
             from_output ? y_r.data() : x.data(),
             weights.data(),
             out_r.data(),
@@ -354,29 +391,121 @@ void check_against_scalar() {
         }
         expect_sums_close(gb_e, gb_r, what);
       };
+      auto sign_forward = [&](bool emulate,
+                              const C* weights,
+                              T* y,
+                              uint8_t* bits,
+                              uint8_t* sat,
+                              Span s) {
+        (emulate ? emulated : reference)
+            .forward_with_bits(
+                x.data(),
+                weights,
+                y,
+                bits,
+                saturation ? sat : nullptr,
+                scalars,
+                s);
+        return true;
+      };
+      auto sign_backward = [&](bool emulate,
+                               const uint8_t* bits,
+                               const uint8_t* sat,
+                               const T* y,
+                               const C* weights,
+                               T* gx,
+                               C* gp,
+                               Span s) {
+        (emulate ? emulated : reference)
+            .backward_from_bits(
+                g.data(),
+                bits,
+                saturation ? sat : nullptr,
+                y,
+                weights,
+                gx,
+                gp,
+                scalars,
+                s);
+      };
+      // The sign bit is x > 0 for prelu; for other formulas the scalar loops
+      // are the reference (the Python tests check them against torch).
+      const auto& bits_reference = reference;
       check_bits(
-          mask_kernels_for<T>(emulated),
-          mask_kernels_for<T>(reference),
+          sign_forward,
+          sign_backward,
           w,
-          [&](int64_t i) { return to_double(x[i]) > 0 ? 1u : 0u; },
+          [&](int64_t i) -> uint32_t {
+            if (formula == Formula::kPrelu) {
+              return to_double(x[i]) > 0 ? 1u : 0u;
+            }
+            std::vector<uint8_t> one(1);
+            std::vector<T> y(1);
+            const Span at{1, 1, 0, 1};
+            const C wi = w[(i / inner) % channels];
+            bits_reference.forward_with_bits(
+                &x[i], &wi, y.data(), one.data(), nullptr, scalars, at);
+            return one[0] & 1u;
+          },
           false,
-          "mask");
-      // Parity bits, with positive weights.
+          name);
+      // Parity bits (prelu), with positive weights.
       if constexpr (!std::is_same_v<T, double>) {
-        std::vector<C> wp(channels);
-        for (int64_t c = 0; c < channels; ++c) {
-          wp[c] = static_cast<C>(0.3 + 0.07 * static_cast<double>(c % 5));
+        if (formula == Formula::kPrelu) {
+          std::vector<C> wp(channels);
+          for (int64_t c = 0; c < channels; ++c) {
+            wp[c] = static_cast<C>(0.3 + 0.07 * static_cast<double>(c % 5));
+          }
+          const ParityKernels<T>& pe =
+              *parity_kernels_for<T>(*avx512::kernel_table());
+          const ParityKernels<T>& pr =
+              *parity_kernels_for<T>(*scalar::kernel_table());
+          check_bits(
+              [&](bool emulate,
+                  const C* weights,
+                  T* y,
+                  uint8_t* bits,
+                  uint8_t*,
+                  Span s) {
+                return (emulate ? pe : pr)
+                    .forward(x.data(), weights, y, bits, s);
+              },
+              [&](bool emulate,
+                  const uint8_t* bits,
+                  const uint8_t*,
+                  const T* y,
+                  const C* weights,
+                  T* gx,
+                  C* gp,
+                  Span s) {
+                (emulate ? pe : pr)
+                    .backward(g.data(), bits, y, weights, gx, gp, s);
+              },
+              wp,
+              [&](int64_t i) { return low_bit(x[i]); },
+              true,
+              "parity bits");
         }
-        check_bits(
-            *parity_kernels_for<T>(emulated),
-            *parity_kernels_for<T>(reference),
-            wp,
-            [&](int64_t i) { return low_bit(x[i]); },
-            true,
-            "parity bits");
       }
     }
   }
+}
+
+template <class T>
+void check_against_scalar() {
+  check_formula<T>(Formula::kPrelu, FormulaScalars{}, false, "prelu");
+  // bias_leaky_relu: alpha 0.2, gain sqrt(2), with and without a clamp (the
+  // random values reach past 3, and the specials past any clamp).
+  check_formula<T>(
+      Formula::kBiasLeakyRelu,
+      FormulaScalars{{0.2, 1.4142135623730951, -1.0}},
+      false,
+      "bias_leaky_relu");
+  check_formula<T>(
+      Formula::kBiasLeakyRelu,
+      FormulaScalars{{-0.3, 1.5, 2.0}},
+      true,
+      "bias_leaky_relu with clamp");
 }
 
 TEST(Avx512Emulated, Float32MatchesScalar) {

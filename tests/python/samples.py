@@ -128,6 +128,63 @@ def leaky_relu_samples(dtype, generator, layouts=LAYOUTS, shapes=SHAPES):
                 yield x, f"{shape}-{layout_name}"
 
 
+@dataclasses.dataclass
+class BiasSample:
+    input: torch.Tensor
+    bias: torch.Tensor | None
+    negative_slope: float
+    gain: float
+    clamp: float | None
+    dim: int
+    name: str
+
+    def args(self):
+        return (self.input, self.bias, self.negative_slope, self.gain, self.clamp, self.dim)
+
+
+# (negative_slope, gain, clamp): StyleGAN2's defaults, NVlabs' clamp, and the signs the originals'
+# backward gets wrong (a negative slope, a negative or zero gain).
+BIAS_SETTINGS = [(0.2, 2**0.5, None), (0.2, 2**0.5, 1.5), (-0.3, 1.25, None), (0.2, -2.0, 0.75), (0.1, 0.0, None)]
+
+
+def bias_leaky_relu_samples(dtype, generator, layouts=LAYOUTS, bias_dtype=None, shapes=SHAPES, specials=True):
+    """bias_leaky_relu's arguments over shapes, layouts, bias dims (1, the last, negative) or none,
+    and BIAS_SETTINGS."""
+    k = 0
+    for shape in shapes:
+        base = make_values(shape, dtype, generator, specials=specials)
+        dims = [None] + sorted({1 % max(len(shape), 1), len(shape) - 1}) if len(shape) > 0 else [None]
+        for layout_name, layout in layouts.items():
+            x = layout(base.clone())
+            if x is None:
+                continue
+            for dim in dims:
+                slope, gain, clamp = BIAS_SETTINGS[k % len(BIAS_SETTINGS)]
+                k += 1
+                bias = None
+                if dim is not None:
+                    bias = (torch.randn(shape[dim], generator=generator, dtype=torch.float64)).to(bias_dtype or dtype)
+                    dim = dim - len(shape) if k % 2 else dim  # negative dims too
+                yield BiasSample(
+                    x, bias, slope, gain, clamp, 1 if dim is None else dim, f"{shape}-{layout_name}-dim{dim}"
+                )
+
+
+def bias_leaky_relu_reference(x, bias, negative_slope, gain, clamp, dim) -> torch.Tensor:
+    """The composition add -> leaky_relu -> mul -> clamp in float (double for float64), rounded
+    once to x's dtype."""
+    compute = torch.float64 if x.dtype == torch.float64 else torch.float32
+    t = x.to(compute)
+    if bias is not None:
+        shape = [1] * x.dim()
+        shape[dim % x.dim()] = -1
+        t = t + bias.to(compute).reshape(shape)
+    v = torch.where(t > 0, t, t * negative_slope) * gain
+    if clamp is not None:
+        v = v.clamp(-clamp, clamp)
+    return v.to(x.dtype)
+
+
 def prelu_reference(x: torch.Tensor, w: torch.Tensor, w_view) -> torch.Tensor:
     """torch's formula, x > 0 ? x : w * x, rounded once to x's dtype (as torch's prelu does)."""
     compute = torch.float64 if x.dtype == torch.float64 else torch.float32

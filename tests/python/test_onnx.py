@@ -25,9 +25,16 @@ SHAPES = [(), (37,), (3, 5), (2, 3, 17), (2, 4, 5, 6)]
 
 
 def export(model, args, dynamo, **kwargs) -> onnx.ModelProto:
-    """The exported model, checked by onnx.checker (types and shapes inferred too)."""
+    """The exported model (exported for inference, as torch asks), checked by onnx.checker (types
+    and shapes inferred too)."""
+    model.eval()
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        # The TorchScript exporter's deprecation notices (actx supports it while torch has it).
+        for message in (
+            "You are using the legacy TorchScript-based ONNX export",
+            "The feature will be removed. Please remove usage of this function",
+        ):
+            warnings.filterwarnings("ignore", message=message, category=DeprecationWarning)
         if dynamo:
             proto = torch_ext.onnx.export(model, args, dynamo=True, verbose=False, **kwargs).model_proto
         else:

@@ -16,6 +16,7 @@ from samples import (
     actx_operators,
     assert_same_values,
     assert_sum_close,
+    bias_leaky_relu_samples,
     generator,
     is_dense,
     leaky_relu_samples,
@@ -382,6 +383,17 @@ def opcheck_samples():
             yield "leaky_relu", (t.detach().requires_grad_(dtype in (torch.float32, torch.float64)), -0.3)
             yield "leaky_relu_", (t.clone(), 0.2)
             yield "leaky_relu_backward", (finite_values(t.shape, dtype, g), t, 0.1, False)
+    for dtype in DTYPES:
+        for s in bias_leaky_relu_samples(dtype, g, shapes=[(), (7,), (2, 3, 4, 5)], specials=False):
+            grad_out = finite_values(s.input.shape, dtype, g)
+            yield "bias_leaky_relu", s.args()
+            yield "bias_leaky_relu_backward", (grad_out, *s.args())
+            y, sign, saturation = torch.ops.actx._bias_leaky_relu_with_bits(*s.args())
+            yield "_bias_leaky_relu_with_bits", s.args()
+            yield (
+                "_bias_leaky_relu_backward_from_bits",
+                (grad_out.as_strided(y.shape, y.stride()), sign, saturation, *s.args()[1:]),
+            )
 
 
 def test_opcheck_every_operator():

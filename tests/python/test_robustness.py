@@ -50,7 +50,15 @@ def junk_values():
 
 def test_every_operator_has_a_kernel_for_every_backend():
     public = actx_operators(public=True)
-    assert public == ["leaky_relu", "leaky_relu_", "leaky_relu_backward", "prelu", "prelu_backward"]
+    assert public == [
+        "bias_leaky_relu",
+        "bias_leaky_relu_backward",
+        "leaky_relu",
+        "leaky_relu_",
+        "leaky_relu_backward",
+        "prelu",
+        "prelu_backward",
+    ]
     keys = ["CPU", "Meta", "Autograd"] + (["CUDA"] if torch.cuda.is_available() else [])
     for name in OPERATORS:
         for key in keys:

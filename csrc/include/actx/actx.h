@@ -7,6 +7,7 @@
 #include <ATen/core/Tensor.h>
 #include <c10/core/Scalar.h>
 
+#include <optional>
 #include <string>
 #include <tuple>
 
@@ -43,6 +44,29 @@ ACTX_API std::tuple<at::Tensor, at::Tensor> prelu_backward(
     const at::Tensor& grad_output,
     const at::Tensor& self,
     const at::Tensor& weight);
+
+// StyleGAN2's fused bias + leaky ReLU + gain (rosinality's fused_leaky_relu,
+// NVlabs' bias_act with act='lrelu'): clamp(gain * leaky_relu(self + bias,
+// negative_slope), -clamp, clamp), computed in float (double for float64) and
+// rounded once. bias (optional) is 1-d with self.size(dim) elements, of self's
+// dtype or float32 with a float16/bfloat16 self; clamp (optional) >= 0.
+ACTX_API at::Tensor bias_leaky_relu(
+    const at::Tensor& self,
+    const std::optional<at::Tensor>& bias = std::nullopt,
+    const at::Scalar& negative_slope = 0.2,
+    const at::Scalar& gain = 1.4142135623730951,
+    const std::optional<at::Scalar>& clamp = std::nullopt,
+    int64_t dim = 1);
+// Returns (grad_input, grad_bias): grad_bias has the bias's shape and dtype, or
+// 0 elements without a bias. The gradient is 0 where the output was clamped.
+ACTX_API std::tuple<at::Tensor, at::Tensor> bias_leaky_relu_backward(
+    const at::Tensor& grad_output,
+    const at::Tensor& self,
+    const std::optional<at::Tensor>& bias,
+    const at::Scalar& negative_slope,
+    const at::Scalar& gain,
+    const std::optional<at::Scalar>& clamp,
+    int64_t dim);
 
 // Whether autograd keeps less than the input for the backward of leaky_relu and
 // prelu (true, the default: leaky_relu's output, prelu's output and one bit per
