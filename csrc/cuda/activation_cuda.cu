@@ -497,7 +497,7 @@ void launch_param_backward(const BackwardCall& call) {
   using acc_t = at::opmath_type<scalar_t>;
   const auto* g = call.grad_output.const_data_ptr<scalar_t>();
   const auto* x = call.x.const_data_ptr<scalar_t>();
-  const WeightRef<scalar_t> w(call.params.weight, call.x);
+  const WeightRef<scalar_t> w(call.params.per_channel, call.x);
   const WeightRef<scalar_t> gw(call.grad_param, call.x);
   auto* gx = call.grad_input.data_ptr<scalar_t>();
   const int64_t n = call.grad_input.numel();

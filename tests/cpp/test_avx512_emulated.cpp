@@ -173,6 +173,8 @@ namespace avx512 {
 namespace {
 
 using namespace actx::cpu;
+using actx::Formula;
+using actx::FormulaScalars;
 
 template <class T>
 T from_float(float v);
