@@ -5,6 +5,7 @@
 # make bench  - the CPU benchmark against torch's built-ins and the copy roofline
 # make bench-compile - compiled models (torch.compile) with torch's and actx's activations
 # make bench-memory - bytes kept for the backward and step time, torch vs actx (docs/memory.md)
+# make bench-bias - bias_leaky_relu against the composition StyleGAN users run, eager and compiled
 # make test-slow - the tests on tensors of more than 2**31 elements
 # make sanitize  - the C++ tests under AddressSanitizer and UndefinedBehaviorSanitizer
 # make lint / make format - ruff and clang-format: check / apply
@@ -46,13 +47,13 @@ cmake_configure = mkdir -p $(dir $(1)) && cmake -S . -B $(1) -G Ninja -DCMAKE_PR
 CPP_FILES = $$(git ls-files 'csrc/*.cpp' 'csrc/*.h' 'csrc/*.cu' 'tests/cpp/*.cpp' 'benchmarks/*.cpp' 'examples/*.cpp')
 
 .PHONY: all bootstrap build build-cpp wheel install test test-python test-inplace test-cpp test-clang \
-        test-slow sanitize lint format lock demo bench bench-compile bench-memory bench-kernels clean
+        test-slow sanitize lint format lock demo bench bench-compile bench-memory bench-bias bench-kernels clean
 
 all: build
 
 bootstrap: $(BOOTSTRAP_STAMP)
 
-$(BOOTSTRAP_STAMP): $(LOCK) scripts/bootstrap.sh
+$(BOOTSTRAP_STAMP): $(LOCK) requirements/third-party.txt scripts/bootstrap.sh
 	ACTX_VENV=$(VENV) ACTX_LOCK=$(LOCK) bash scripts/bootstrap.sh
 	touch $@
 
@@ -148,6 +149,9 @@ bench-compile: build
 
 bench-memory: build
 	PYTHONPATH=$(CURDIR) $(PYTHON) benchmarks/benchmark_memory.py --compile
+
+bench-bias: build
+	PYTHONPATH=$(CURDIR) $(PYTHON) benchmarks/benchmark_bias.py --compile
 
 # The raw element loops per instruction set and dtype against memcpy (Google Benchmark).
 bench-kernels: build-cpp

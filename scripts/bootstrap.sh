@@ -31,3 +31,6 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 # pip leaves requirements that are already satisfied alone (no multi-GB torch download on reruns).
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$LOCK"
+# Test-only packages, without their dependencies (requirements/third-party.txt says why).
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation \
+  -r requirements/third-party.txt

@@ -51,7 +51,7 @@ def _check_torch_version() -> None:
 _check_torch_version()
 torch.ops.load_library(str(_library_path()))
 
-from . import inductor, nn  # noqa: E402
+from . import compat, inductor, nn  # noqa: E402
 from .functional import bias_leaky_relu, leaky_relu, leaky_relu_, prelu  # noqa: E402
 from .nn import replace_activations  # noqa: E402
 
@@ -59,10 +59,11 @@ inductor._install()
 
 
 def backward_masks_enabled() -> bool:
-    """Whether autograd keeps less than the input for the backward of leaky_relu and prelu (True,
-    the default: leaky_relu's output; prelu's output and one bit per element) or their input, as
-    torch does (False; also when ACTX_BACKWARD_MASKS=0 is set before actx loads). docs/memory.md
-    says what each keeps. Compiled functions are not affected: Inductor chooses what they keep."""
+    """Whether autograd keeps bits instead of the input for the backward on the CPU (True, the
+    default: one bit per element for leaky_relu and bias_leaky_relu, two with a clamp; prelu's output
+    and one bit per element) or the input, as torch does (False; also when ACTX_BACKWARD_MASKS=0 is
+    set before actx loads). docs/memory.md says what each keeps. Compiled functions are not affected:
+    Inductor chooses what they keep."""
     return torch.ops.actx._backward_masks()
 
 
@@ -101,6 +102,7 @@ __all__ = [
     "leaky_relu_",
     "prelu",
     "nn",
+    "compat",
     "inductor",
     "replace_activations",
     "backward_masks",

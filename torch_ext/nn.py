@@ -83,13 +83,37 @@ class FusedLeakyReLU(torch.nn.Module):
         return f"{self.channel}, negative_slope={self.negative_slope}, scale={self.scale}, bias={self.bias is not None}"
 
 
+# StyleGAN2's FusedLeakyReLU as rosinality wrote it and basicsr, GFPGAN and mmcv (FusedBiasLeakyReLU)
+# copied it: recognized by class name and attributes, since each copy is its own class.
+_FUSED_LEAKY_RELU_NAMES = ("FusedLeakyReLU", "FusedBiasLeakyReLU")
+
+
+def _is_foreign_fused_leaky_relu(module: torch.nn.Module) -> bool:
+    return (
+        type(module).__name__ in _FUSED_LEAKY_RELU_NAMES
+        and not isinstance(module, FusedLeakyReLU)
+        and hasattr(module, "negative_slope")
+        and hasattr(module, "scale")
+        and isinstance(getattr(module, "bias", None), torch.nn.Parameter)
+        and module.bias.dim() == 1
+    )
+
+
 def replace_activations(model: torch.nn.Module) -> torch.nn.Module:
     """Swaps every torch.nn.LeakyReLU and torch.nn.PReLU in `model` for the actx modules, in place,
-    keeping their settings, weights (the same Parameter objects, so optimizers keep tracking them)
-    and training mode. Returns `model`."""
+    and every FusedLeakyReLU of rosinality's StyleGAN2, basicsr or GFPGAN (FusedBiasLeakyReLU of mmcv)
+    for actx's FusedLeakyReLU, keeping their settings, weights (the same Parameter objects, so
+    optimizers keep tracking them) and training mode. Returns `model`."""
     for name, child in list(model.named_children()):
         if isinstance(child, torch.nn.LeakyReLU) and not isinstance(child, LeakyReLU):
             new = LeakyReLU(child.negative_slope, child.inplace)
+        elif _is_foreign_fused_leaky_relu(child):
+            new = FusedLeakyReLU.__new__(FusedLeakyReLU)
+            torch.nn.Module.__init__(new)
+            new.channel = child.bias.numel()
+            new.negative_slope = float(child.negative_slope)
+            new.scale = float(child.scale)
+            new.bias = child.bias
         elif isinstance(child, torch.nn.PReLU) and not isinstance(child, PReLU):
             new = PReLU.__new__(PReLU)
             torch.nn.Module.__init__(new)
