@@ -774,7 +774,10 @@ at::Tensor bias_leaky_relu(
       self, bias, negative_slope, gain, clamp, dim, "bias_leaky_relu", false));
 }
 
-inline std::tuple<at::Tensor, at::Tensor> bias_leaky_relu_backward_meta(
+namespace detail {
+// bias_leaky_relu_backward's argument checks, for Meta and the kernels alike;
+// returns the bias's shape.
+inline SymDimVector check_bias_backward(
     const at::Tensor& grad_output,
     const at::Tensor& self,
     const std::optional<at::Tensor>& bias,
@@ -785,8 +788,22 @@ inline std::tuple<at::Tensor, at::Tensor> bias_leaky_relu_backward_meta(
   const char* op = "bias_leaky_relu_backward";
   check_floating_input(self, op, "self");
   check_like_self(grad_output, self, op, "grad_output");
-  detail::bias_sym_shape(self, bias, dim, op);
-  detail::bias_scalars(negative_slope, gain, clamp, op);
+  SymDimVector bias_shape = bias_sym_shape(self, bias, dim, op);
+  bias_scalars(negative_slope, gain, clamp, op);
+  return bias_shape;
+}
+} // namespace detail
+
+inline std::tuple<at::Tensor, at::Tensor> bias_leaky_relu_backward_meta(
+    const at::Tensor& grad_output,
+    const at::Tensor& self,
+    const std::optional<at::Tensor>& bias,
+    const at::Scalar& negative_slope,
+    const at::Scalar& gain,
+    const std::optional<at::Scalar>& clamp,
+    int64_t dim) {
+  detail::check_bias_backward(
+      grad_output, self, bias, negative_slope, gain, clamp, dim);
   return {detail::empty_output(self), detail::empty_bias_grad(bias, self)};
 }
 
@@ -799,14 +816,12 @@ std::tuple<at::Tensor, at::Tensor> bias_leaky_relu_backward(
     const at::Scalar& gain,
     const std::optional<at::Scalar>& clamp,
     int64_t dim) {
-  const char* op = "bias_leaky_relu_backward";
-  check_floating_input(self, op, "self");
-  check_like_self(grad_output, self, op, "grad_output");
-  const DimVector bias_shape =
-      concrete(detail::bias_sym_shape(self, bias, dim, op));
+  const DimVector bias_shape = concrete(detail::check_bias_backward(
+      grad_output, self, bias, negative_slope, gain, clamp, dim));
   BackwardCall base;
   base.formula = Formula::kBiasLeakyRelu;
-  base.scalars = detail::bias_scalars(negative_slope, gain, clamp, op);
+  base.scalars = detail::bias_scalars(
+      negative_slope, gain, clamp, "bias_leaky_relu_backward");
   at::Tensor grad_input = detail::empty_output(self);
   at::Tensor grad_bias = detail::empty_bias_grad(bias, self);
   const at::Tensor b = detail::bias_or_none(bias);

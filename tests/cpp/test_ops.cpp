@@ -236,6 +236,89 @@ TEST(Actx, SavedBitsAndSwitch) {
   EXPECT_FALSE(std::get<2>(parity_op.call(x, -w)).item<bool>());
 }
 
+// The composition StyleGAN users write by hand, in float (double for double)
+// and rounded once: what actx::bias_leaky_relu computes bit for bit.
+at::Tensor bias_leaky_relu_reference(
+    const at::Tensor& x,
+    const at::Tensor& bias,
+    double slope,
+    double gain,
+    std::optional<double> clamp) {
+  const auto compute =
+      x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const auto t = x.to(compute) + bias.to(compute).reshape({1, -1, 1, 1});
+  auto v = at::where(t > 0, t, t * slope) * gain;
+  if (clamp) {
+    v = v.clamp(-*clamp, *clamp);
+  }
+  return v.to(x.scalar_type());
+}
+
+TEST_P(CapabilityTest, BiasLeakyReluMatchesTheCompositionInFloat) {
+  at::manual_seed(4);
+  for (auto dtype : {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16}) {
+    const auto x = sample({2, 5, 6, 7}, dtype);
+    // A float32 bias with a half-type input, as in a mixed-precision model.
+    const auto bias =
+        sample({5}, dtype == at::kDouble ? at::kDouble : at::kFloat);
+    for (const auto& input :
+         {x, x.contiguous(at::MemoryFormat::ChannelsLast)}) {
+      expect_same_values(
+          actx::bias_leaky_relu(input, bias),
+          bias_leaky_relu_reference(input, bias, 0.2, std::sqrt(2.0), {}));
+      expect_same_values(
+          actx::bias_leaky_relu(input, bias, -0.3, 1.5, 0.75),
+          bias_leaky_relu_reference(input, bias, -0.3, 1.5, 0.75));
+    }
+  }
+}
+
+// Both gradients against the composition's autograd, to second order (R1
+// regularization differentiates the discriminator's gradient), with a negative
+// slope and gain, where the originals' backward (the output's sign) is wrong.
+TEST(Actx, BiasLeakyReluGradientsToSecondOrder) {
+  at::manual_seed(5);
+  const auto x0 = sample({3, 4, 5, 2}, at::kDouble);
+  const auto b0 = sample({4}, at::kDouble);
+  for (const double slope : {0.2, -0.4}) {
+    for (const double gain : {std::sqrt(2.0), -1.25}) {
+      std::vector<at::Tensor> results;
+      for (bool use_actx : {true, false}) {
+        auto x = x0.clone().requires_grad_();
+        auto b = b0.clone().requires_grad_();
+        const auto y = use_actx
+            ? actx::bias_leaky_relu(x, b, slope, gain)
+            : at::leaky_relu(x + b.reshape({1, -1, 1, 1}), slope) * gain;
+        auto first =
+            torch::autograd::grad({(y * y).sum()}, {x, b}, {}, true, true);
+        auto second = torch::autograd::grad(
+            {first[0].pow(2).sum() + first[1].sin().sum()}, {x, b});
+        results.insert(results.end(), first.begin(), first.end());
+        results.insert(results.end(), second.begin(), second.end());
+      }
+      for (size_t i = 0; i < 4; ++i) {
+        EXPECT_TRUE(at::allclose(results[i], results[i + 4]))
+            << "slope " << slope << ", gain " << gain << ", result " << i;
+      }
+    }
+  }
+  // The backward operator: both gradients in one call, 0 where clamped.
+  const auto g = sample({3, 4, 5, 2}, at::kDouble);
+  const auto [gx, gb] =
+      actx::bias_leaky_relu_backward(g, x0, b0, 0.2, 2.0, 0.5, 1);
+  const auto v = bias_leaky_relu_reference(x0, b0, 0.2, 2.0, {});
+  const auto t = x0 + b0.reshape({1, -1, 1, 1});
+  const auto expected =
+      at::where(v.abs() > 0.5, 0.0, at::where(t > 0, g * 2.0, g * 2.0 * 0.2));
+  expect_same_values(gx, expected);
+  EXPECT_TRUE(at::allclose(gb, expected.sum(at::IntArrayRef{0, 2, 3})));
+  EXPECT_NE(
+      error_message([&] {
+        actx::bias_leaky_relu(x0, at::zeros({3}, x0.options()));
+      }).find("bias"),
+      std::string::npos);
+}
+
 } // namespace
 
 namespace {

@@ -68,11 +68,12 @@ ACTX_API std::tuple<at::Tensor, at::Tensor> bias_leaky_relu_backward(
     const std::optional<at::Scalar>& clamp,
     int64_t dim);
 
-// Whether autograd keeps less than the input for the backward of leaky_relu and
-// prelu (true, the default: leaky_relu's output, prelu's output and one bit per
-// element; docs/memory.md) or their input, as torch does (false; also when the
-// environment variable ACTX_BACKWARD_MASKS is 0 at load). Returns the setting
-// before. Applies to calls made after it.
+// Whether autograd keeps bits instead of the input for the backward on the CPU
+// (true, the default: one bit per element for leaky_relu and bias_leaky_relu,
+// two with a clamp; prelu's output and one bit per element; docs/memory.md) or
+// the input, as torch does (false; also when the environment variable
+// ACTX_BACKWARD_MASKS is 0 at load). set_backward_masks returns the setting
+// before; it applies to calls made after it.
 ACTX_API bool backward_masks_enabled();
 ACTX_API bool set_backward_masks(bool enabled);
 
