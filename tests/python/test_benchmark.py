@@ -96,3 +96,21 @@ def test_memory_benchmark_writes_json(tmp_path, capsys):
         # Without masks actx keeps what torch keeps.
         assert variants["actx inputs"]["saved_bytes"] == variants["torch"]["saved_bytes"]
     assert "| leaky_relu | float32 | eager | 1 |" in capsys.readouterr().out
+
+
+def test_bias_benchmark_writes_its_rows_with_the_bytes_kept(tmp_path, capsys):
+    import benchmark_bias
+
+    benchmark_bias.main(["--quick", "--threads", "1", "--repeats", "1", "--seconds", "0.001", "--out", str(tmp_path)])
+    rows = json.loads((tmp_path / "benchmark_bias.json").read_text())["rows"]
+    cases = {(row["case"], row["dtype"]) for row in rows}
+    assert ("backward clamp", "bfloat16") in cases and ("discriminator step + R1", "float32") in cases
+    numel = 8 * 64 * 56 * 56  # --quick's shape
+    for row in rows:
+        assert row["actx_ms"] > 0 and row["composition_ms"] > 0
+        if row["case"].startswith("backward"):
+            bits = 2 if "clamp" in row["case"] else 1
+            assert row["saved_actx_bytes"] == bits * numel // 8
+            # The composition keeps x + bias (and the clamp's input), in x's dtype.
+            assert row["saved_composition_bytes"] == bits * numel * (4 if row["dtype"] == "float32" else 2)
+    assert "| discriminator step + R1 | float32 | 1 |" in capsys.readouterr().out
