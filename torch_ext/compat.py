@@ -23,7 +23,7 @@ import types
 import torch
 from torch import Tensor
 
-from .functional import SQRT_2
+from .functional import SQRT_2, bias_leaky_relu
 
 __all__ = ["FusedBiasActExtension", "install", "PACKAGES"]
 
@@ -89,7 +89,7 @@ class FusedBiasActExtension:
 def fused_leaky_relu(input: Tensor, bias: Tensor | None, negative_slope: float = 0.2, scale: float = SQRT_2) -> Tensor:
     """rosinality's and basicsr's fused_leaky_relu (mmcv's fused_bias_leakyrelu), differentiable to any
     order by actx's autograd."""
-    return torch.ops.actx.bias_leaky_relu(input, bias, float(negative_slope), float(scale), None, 1)
+    return bias_leaky_relu(input, bias, float(negative_slope), float(scale))
 
 
 def _import(package: str, name: str) -> types.ModuleType:

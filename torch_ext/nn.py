@@ -108,11 +108,7 @@ def replace_activations(model: torch.nn.Module) -> torch.nn.Module:
         if isinstance(child, torch.nn.LeakyReLU) and not isinstance(child, LeakyReLU):
             new = LeakyReLU(child.negative_slope, child.inplace)
         elif _is_foreign_fused_leaky_relu(child):
-            new = FusedLeakyReLU.__new__(FusedLeakyReLU)
-            torch.nn.Module.__init__(new)
-            new.channel = child.bias.numel()
-            new.negative_slope = float(child.negative_slope)
-            new.scale = float(child.scale)
+            new = FusedLeakyReLU(child.bias.numel(), float(child.negative_slope), float(child.scale), bias=False)
             new.bias = child.bias
         elif isinstance(child, torch.nn.PReLU) and not isinstance(child, PReLU):
             new = PReLU.__new__(PReLU)
