@@ -639,6 +639,28 @@ inline FormulaScalars bias_scalars(
 // x as it is (+0.0 would turn -0.0 into +0.0).
 inline const at::Scalar kNoBias(-0.0);
 
+// What the checks of a bias_leaky_relu operator return: the bias's shape
+// aligned to the data (symbolic) and the formula's scalars.
+struct BiasArgs {
+  SymDimVector bias_shape;
+  FormulaScalars scalars;
+};
+
+// bias_leaky_relu's and _bias_leaky_relu_with_bits's argument checks, for Meta
+// and the kernels alike.
+inline BiasArgs check_bias_forward(
+    const at::Tensor& self,
+    const std::optional<at::Tensor>& bias,
+    const at::Scalar& negative_slope,
+    const at::Scalar& gain,
+    const std::optional<at::Scalar>& clamp,
+    int64_t dim,
+    const char* op) {
+  check_floating_input(self, op, "self");
+  SymDimVector bias_shape = bias_sym_shape(self, bias, dim, op);
+  return {std::move(bias_shape), bias_scalars(negative_slope, gain, clamp, op)};
+}
+
 // The bias as the kernels read it (undefined without one).
 inline at::Tensor bias_or_none(const std::optional<at::Tensor>& bias) {
   return bias.has_value() ? *bias : at::Tensor();
@@ -707,9 +729,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> bias_leaky_relu_forward(
     int64_t dim,
     const char* op,
     bool with_bits) {
-  check_floating_input(self, op, "self");
-  const DimVector bias_shape = concrete(bias_sym_shape(self, bias, dim, op));
-  const FormulaScalars scalars = bias_scalars(negative_slope, gain, clamp, op);
+  const BiasArgs args =
+      check_bias_forward(self, bias, negative_slope, gain, clamp, dim, op);
+  const DimVector bias_shape = concrete(args.bias_shape);
+  const FormulaScalars& scalars = args.scalars;
   at::Tensor out = empty_output(self);
   at::Tensor sign, saturation;
   if (with_bits) {
@@ -755,10 +778,8 @@ inline at::Tensor bias_leaky_relu_meta(
     const at::Scalar& gain,
     const std::optional<at::Scalar>& clamp,
     int64_t dim) {
-  const char* op = "bias_leaky_relu";
-  check_floating_input(self, op, "self");
-  detail::bias_sym_shape(self, bias, dim, op);
-  detail::bias_scalars(negative_slope, gain, clamp, op);
+  detail::check_bias_forward(
+      self, bias, negative_slope, gain, clamp, dim, "bias_leaky_relu");
   return detail::empty_output(self);
 }
 
@@ -775,9 +796,8 @@ at::Tensor bias_leaky_relu(
 }
 
 namespace detail {
-// bias_leaky_relu_backward's argument checks, for Meta and the kernels alike;
-// returns the bias's shape.
-inline SymDimVector check_bias_backward(
+// bias_leaky_relu_backward's argument checks, for Meta and the kernels alike.
+inline BiasArgs check_bias_backward(
     const at::Tensor& grad_output,
     const at::Tensor& self,
     const std::optional<at::Tensor>& bias,
@@ -789,8 +809,7 @@ inline SymDimVector check_bias_backward(
   check_floating_input(self, op, "self");
   check_like_self(grad_output, self, op, "grad_output");
   SymDimVector bias_shape = bias_sym_shape(self, bias, dim, op);
-  bias_scalars(negative_slope, gain, clamp, op);
-  return bias_shape;
+  return {std::move(bias_shape), bias_scalars(negative_slope, gain, clamp, op)};
 }
 } // namespace detail
 
@@ -816,12 +835,12 @@ std::tuple<at::Tensor, at::Tensor> bias_leaky_relu_backward(
     const at::Scalar& gain,
     const std::optional<at::Scalar>& clamp,
     int64_t dim) {
-  const DimVector bias_shape = concrete(detail::check_bias_backward(
-      grad_output, self, bias, negative_slope, gain, clamp, dim));
+  const detail::BiasArgs args = detail::check_bias_backward(
+      grad_output, self, bias, negative_slope, gain, clamp, dim);
+  const DimVector bias_shape = concrete(args.bias_shape);
   BackwardCall base;
   base.formula = Formula::kBiasLeakyRelu;
-  base.scalars = detail::bias_scalars(
-      negative_slope, gain, clamp, "bias_leaky_relu_backward");
+  base.scalars = args.scalars;
   at::Tensor grad_input = detail::empty_output(self);
   at::Tensor grad_bias = detail::empty_bias_grad(bias, self);
   const at::Tensor b = detail::bias_or_none(bias);
@@ -1003,10 +1022,14 @@ bias_leaky_relu_with_bits_meta(
     const at::Scalar& gain,
     const std::optional<at::Scalar>& clamp,
     int64_t dim) {
-  const char* op = "_bias_leaky_relu_with_bits";
-  check_floating_input(self, op, "self");
-  detail::bias_sym_shape(self, bias, dim, op);
-  detail::bias_scalars(negative_slope, gain, clamp, op);
+  detail::check_bias_forward(
+      self,
+      bias,
+      negative_slope,
+      gain,
+      clamp,
+      dim,
+      "_bias_leaky_relu_with_bits");
   at::Tensor out = detail::empty_output(self);
   at::Tensor sign = empty_bits(out);
   return {
@@ -1035,9 +1058,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> bias_leaky_relu_with_bits(
 }
 
 namespace detail {
-// The checks of _bias_leaky_relu_backward_from_bits; returns the bias's shape
-// aligned to grad_output, symbolic.
-inline SymDimVector check_bias_backward_from_bits(
+// The checks of _bias_leaky_relu_backward_from_bits (the bias's shape aligned
+// to grad_output).
+inline BiasArgs check_bias_backward_from_bits(
     const at::Tensor& grad_output,
     const at::Tensor& sign,
     const at::Tensor& saturation,
@@ -1064,8 +1087,8 @@ inline SymDimVector check_bias_backward_from_bits(
       op,
       ": expected `grad_output` to be dense (laid out as the forward's output), got strides ",
       grad_output.sym_strides());
-  bias_scalars(negative_slope, gain, clamp, op);
-  return bias_sym_shape(grad_output, bias, dim, op);
+  const FormulaScalars scalars = bias_scalars(negative_slope, gain, clamp, op);
+  return {bias_sym_shape(grad_output, bias, dim, op), scalars};
 }
 } // namespace detail
 
@@ -1098,10 +1121,10 @@ std::tuple<at::Tensor, at::Tensor> bias_leaky_relu_backward_from_bits(
     const at::Scalar& gain,
     const std::optional<at::Scalar>& clamp,
     int64_t dim) {
-  const DimVector bias_shape = concrete(detail::check_bias_backward_from_bits(
-      grad_output, sign, saturation, bias, negative_slope, gain, clamp, dim));
-  const FormulaScalars scalars = detail::bias_scalars(
-      negative_slope, gain, clamp, "_bias_leaky_relu_backward_from_bits");
+  const detail::BiasArgs args = detail::check_bias_backward_from_bits(
+      grad_output, sign, saturation, bias, negative_slope, gain, clamp, dim);
+  const DimVector bias_shape = concrete(args.bias_shape);
+  const FormulaScalars& scalars = args.scalars;
   at::Tensor grad_input = detail::empty_output(grad_output);
   at::Tensor grad_bias = detail::empty_bias_grad(bias, grad_output);
   const at::Tensor b = detail::bias_or_none(bias);
