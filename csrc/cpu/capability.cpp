@@ -2,8 +2,10 @@
 
 #include <c10/util/Exception.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <iterator>
 
 #include "cpu/x86_features.h"
 
@@ -34,11 +36,39 @@ bool always() {
   return true;
 }
 
-// Lowest first.
+// AMD Zen 4 carries out each 512-bit operation as two 256-bit halves. There
+// the loops of float32, float64 and bfloat16, bound by the memory or by their
+// conversions, run faster with 256-bit vectors (AVX2); the float16 ones, bound
+// by vcvtph2ps/vcvtps2ph, and bfloat16 prelu's backward from parity bits,
+// bound by its division, with 512-bit vectors (docs/benchmarks.md).
+bool cpu_is_zen4() {
+  return x86_features().amd_family_19h && cpu_has_avx512();
+}
+
+const KernelTable* zen4_kernel_table() {
+  static const KernelTable* const table = []() -> const KernelTable* {
+    const KernelTable* narrow = avx2::kernel_table();
+    const KernelTable* wide = avx512::kernel_table();
+    if (narrow == nullptr || wide == nullptr) {
+      return nullptr;
+    }
+    static KernelTable mixed = *narrow;
+    std::copy(
+        std::begin(wide->f16), std::end(wide->f16), std::begin(mixed.f16));
+    mixed.parity_f16 = wide->parity_f16;
+    mixed.parity_bf16.backward = wide->parity_bf16.backward;
+    return &mixed;
+  }();
+  return table;
+}
+
+// In order of preference: the last one the CPU supports is the default. zen4
+// is avx512's instructions, with avx2's loops where Zen 4 runs them faster.
 constexpr Level kLevels[] = {
     {"scalar", &scalar::kernel_table, &always},
     {"avx2", &avx2::kernel_table, &cpu_has_avx2},
     {"avx512", &avx512::kernel_table, &cpu_has_avx512},
+    {"zen4", &zen4_kernel_table, &cpu_is_zen4},
 };
 
 const Level* find_level(const std::string& name) {
@@ -61,27 +91,27 @@ const Level* best_supported() {
 }
 
 const Level* initial_level() {
-  const Level* best = best_supported();
+  const Level* fallback = best_supported();
   const char* requested = std::getenv("ACTX_CPU_CAPABILITY");
   if (requested == nullptr || *requested == '\0') {
-    return best;
+    return fallback;
   }
   const Level* level = find_level(requested);
   if (level == nullptr) {
     TORCH_WARN(
         "actx: ignoring ACTX_CPU_CAPABILITY=",
         requested,
-        " (expected scalar, avx2 or avx512); using ",
-        best->name);
-    return best;
+        " (expected scalar, avx2, avx512 or zen4); using ",
+        fallback->name);
+    return fallback;
   }
   if (!level->supported()) {
     TORCH_WARN(
         "actx: ACTX_CPU_CAPABILITY=",
         requested,
         " is not supported by this CPU; using ",
-        best->name);
-    return best;
+        fallback->name);
+    return fallback;
   }
   return level;
 }
@@ -105,7 +135,7 @@ std::string set_capability(const std::string& capability) {
   const Level* level = find_level(capability);
   TORCH_CHECK(
       level != nullptr,
-      "actx::_set_cpu_capability: expected `capability` to be scalar, avx2 or avx512, got '",
+      "actx::_set_cpu_capability: expected `capability` to be scalar, avx2, avx512 or zen4, got '",
       capability,
       "'");
   TORCH_CHECK(

@@ -9,12 +9,16 @@
 #include <cpuid.h>
 #endif
 
+#include <cstring>
+
 namespace actx {
 namespace cpu {
 
 struct X86Features {
   bool avx2_fma_f16c = false;
   bool avx512_f_bw_vl_dq = false;
+  // AMD family 19h: Zen 3 and Zen 4, of which Zen 4 has AVX-512.
+  bool amd_family_19h = false;
 };
 
 inline X86Features read_x86_features() {
@@ -33,6 +37,16 @@ inline X86Features read_x86_features() {
   __asm__ volatile("xgetbv" : "=a"(xcr0_low), "=d"(xcr0_high) : "c"(0));
   const bool os_saves_ymm = (xcr0_low & 0x06) == 0x06;
   const bool os_saves_zmm = (xcr0_low & 0xE6) == 0xE6;
+  // Leaf 1's EAX: the base family in bits 8-11, plus bits 20-27 when the base
+  // is 0xF. Leaf 0: the vendor string in EBX, EDX, ECX.
+  const unsigned base_family = (eax >> 8) & 0xF;
+  const unsigned family =
+      base_family == 0xF ? base_family + ((eax >> 20) & 0xFF) : base_family;
+  unsigned vendor_regs[4] = {0, 0, 0, 0};
+  __get_cpuid(
+      0, &vendor_regs[3], &vendor_regs[0], &vendor_regs[2], &vendor_regs[1]);
+  const bool amd = std::memcmp(vendor_regs, "AuthenticAMD", 12) == 0;
+  features.amd_family_19h = amd && family == 0x19;
   if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) {
     return features;
   }

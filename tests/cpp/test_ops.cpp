@@ -78,7 +78,7 @@ TEST_P(CapabilityTest, ForwardMatchesAtenForEveryDtypeAndLayout) {
 INSTANTIATE_TEST_SUITE_P(
     AllLevels,
     CapabilityTest,
-    ::testing::Values("scalar", "avx2", "avx512"));
+    ::testing::Values("scalar", "avx2", "avx512", "zen4"));
 
 TEST(Actx, DefaultArgumentIsTorchs) {
   const auto x = sample({64});

@@ -2,6 +2,8 @@
 instruction set, opcheck."""
 
 import collections
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -29,11 +31,13 @@ from samples import (
     weight_grad_reference,
 )
 
+ALL_LEVELS = ["scalar", "avx2", "avx512", "zen4"]  # in order of preference
+
 
 def supported_capabilities():
     default = torch_ext.cpu_capability()
     levels = []
-    for level in ["scalar", "avx2", "avx512"]:
+    for level in ALL_LEVELS:
         try:
             torch_ext.set_cpu_capability(level)
             levels.append(level)
@@ -43,7 +47,6 @@ def supported_capabilities():
     return levels
 
 
-ALL_LEVELS = ["scalar", "avx2", "avx512"]
 SUPPORTED = supported_capabilities()
 
 
@@ -58,12 +61,30 @@ def capability(request):
     torch_ext.set_cpu_capability(default)
 
 
-def test_default_capability_is_best_supported():
+def amd_family_19h() -> bool:
+    """Whether /proc/cpuinfo names an AMD CPU of family 19h (Zen 3 or Zen 4)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    fields = dict(line.split(":", 1) for line in info.split("\n\n")[0].splitlines() if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    return fields.get("vendor_id") == "AuthenticAMD" and fields.get("cpu family") == "25"
+
+
+@pytest.mark.skipif("ACTX_CPU_CAPABILITY" in os.environ, reason="the level is forced")
+def test_default_capability_is_the_best_supported():
     assert torch_ext.cpu_capability() == SUPPORTED[-1]
 
 
+def test_zen4_level_exactly_on_amd_family_19h_with_avx512():
+    """The zen4 tuning is offered where /proc/cpuinfo names AMD family 19h and the avx512 level is
+    supported, and nowhere else."""
+    assert ("zen4" in SUPPORTED) == ("avx512" in SUPPORTED and amd_family_19h())
+
+
 def test_unknown_capability_is_an_error():
-    with pytest.raises(RuntimeError, match="expected `capability` to be scalar, avx2 or avx512"):
+    with pytest.raises(RuntimeError, match="expected `capability` to be scalar, avx2, avx512 or zen4"):
         torch_ext.set_cpu_capability("sse9")
 
 

@@ -77,9 +77,10 @@ ACTX_API std::tuple<at::Tensor, at::Tensor> bias_leaky_relu_backward(
 ACTX_API bool backward_masks_enabled();
 ACTX_API bool set_backward_masks(bool enabled);
 
-// The CPU instruction set the kernels use: "scalar", "avx2" or "avx512". The
-// default is the best this CPU supports, or the environment variable
-// ACTX_CPU_CAPABILITY when set.
+// The CPU instruction set the kernels use: "scalar", "avx2", "avx512" or
+// "zen4" (AMD Zen 4: avx512's instructions, avx2's loops where Zen 4 runs them
+// faster). The default is the best this CPU supports, or the environment
+// variable ACTX_CPU_CAPABILITY when set.
 ACTX_API std::string cpu_capability();
 // Chooses the instruction set (tests use it to cover every level); returns the
 // one in force.
