@@ -2,7 +2,7 @@
 # make test   - every test: pytest (Python, against the installed wheel), ctest (C++ / GoogleTest,
 #               built with g++ and again with clang++), and the lint checks
 # make wheel  - dist/actx-*.whl; make install puts it into .venv
-# make bench  - the CPU benchmark against torch's built-ins and the copy roofline
+# make bench  - the CPU benchmark against torch's built-ins and each case's floor (x.clone(), torch.add)
 # make bench-compile - compiled models (torch.compile) with torch's and actx's activations
 # make bench-memory - bytes kept for the backward and step time, torch vs actx (docs/memory.md)
 # make bench-bias - bias_leaky_relu against the composition StyleGAN users run, eager and compiled

@@ -1,12 +1,16 @@
-"""CPU benchmark: actx against torch's built-in operators and against a copy of the same bytes.
+"""CPU benchmark: actx against torch's built-in operators and against the floor of each case.
 
     python benchmarks/benchmark.py [--threads 1,2] [--out bench_out] [--quick] [--device cuda]
-                                  [--only forward,float16]
+                                  [--only forward,float16] [--capabilities avx2,avx512]
 
 All variants of a case run in one process, at the same thread count, interleaved: each repetition
-times every variant once, and the table reports medians. The roofline of a case is the time of
-copy_ over the case's bytes: an elementwise forward reads and writes one tensor (a copy), a backward
-reads two and writes one (1.5 copies). Writes bench_out/benchmark.json and bench_out/benchmark.png.
+times every variant once, and the table reports medians. The floor of a case is the cheapest
+operator that allocates and writes the same output from the same inputs: x.clone() for a forward
+(one tensor in, a fresh one out), torch.add(x, g) for a backward (two in, a fresh one out). A copy_
+into a preallocated tensor is cheaper still, but no operator that returns a fresh tensor reaches it
+on large tensors: their pages are faulted in on first touch. --capabilities times actx's kernels
+again at each named CPU level, interleaved with the rest (columns actx@<level>). Writes
+bench_out/benchmark.json and bench_out/benchmark.png.
 
 On CUDA a second table gives the GPU time per call: the operators alone (no autograd engine),
 captured in a CUDA graph and replayed, so that the host's share of a call (Python, dispatch,
@@ -30,13 +34,22 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 
 def cpu_name() -> str:
+    """The CPU's model name, vendor, family and model, and its widest vector instructions: a VM's
+    model name alone ("AMD EPYC") does not tell Zen 3 from Zen 4."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        first = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
     except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+        return platform.processor() or "unknown CPU"
+    info = {key.strip(): value.strip() for key, _, value in (line.partition(":") for line in first.splitlines())}
+    flags = set(info.get("flags", "").split())
+    extras = [name for flag, name in (("avx512_bf16", "BF16"), ("avx512_fp16", "FP16")) if flag in flags]
+    if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags:
+        isa = "+".join(["AVX-512", *extras])
+    else:
+        isa = "AVX2" if "avx2" in flags else "no AVX2"
+    name = info.get("model name", platform.processor() or "unknown CPU")
+    family = f"{info.get('vendor_id', '?')} family {info.get('cpu family', '?')} model {info.get('model', '?')}"
+    return f"{name} ({family}, {isa})"
 
 
 def backward_timer(forward, inputs, grad):
@@ -47,8 +60,8 @@ def backward_timer(forward, inputs, grad):
 
 
 def make_cases(quick: bool):
-    """(name, dtype, layout, streams, {variant: fn}, None) for every case; streams counts tensors
-    read+written. (The last item is for the GPU cases' graph-timed variants.)"""
+    """(name, dtype, layout, {variant: fn}, None) for every case, the variants actx, torch and floor.
+    (The last item is for the GPU cases' graph-timed variants.)"""
     shape = (8, 64, 56, 56) if quick else (32, 64, 56, 56)
     seq_shape = (2, 512, 4096) if quick else (8, 512, 4096)
     for dtype_name, dtype in DTYPES.items():
@@ -57,17 +70,16 @@ def make_cases(quick: bool):
             x = torch.randn(shape).to(dtype).contiguous(memory_format=memory_format)
             g = torch.randn(shape).to(dtype).contiguous(memory_format=memory_format)
             w = torch.rand(shape[1]).to(dtype)
-            dst = torch.empty_like(x)
-            copy = lambda dst=dst, x=x: dst.copy_(x)  # noqa: E731
+            forward_floor = lambda x=x: x.clone()  # noqa: E731
+            backward_floor = lambda x=x, g=g: torch.add(x, g)  # noqa: E731
             yield (
                 "leaky_relu forward",
                 dtype_name,
                 layout,
-                2,
                 {
                     "actx": lambda x=x: torch.ops.actx.leaky_relu(x, 0.01),
                     "torch": lambda x=x: F.leaky_relu(x, 0.01),
-                    "copy": copy,
+                    "floor": forward_floor,
                 },
                 None,
             )
@@ -75,11 +87,10 @@ def make_cases(quick: bool):
                 "prelu forward",
                 dtype_name,
                 layout,
-                2,
                 {
                     "actx": lambda x=x, w=w: torch.ops.actx.prelu(x, w),
                     "torch": lambda x=x, w=w: F.prelu(x, w),
-                    "copy": copy,
+                    "floor": forward_floor,
                 },
                 None,
             )
@@ -87,11 +98,10 @@ def make_cases(quick: bool):
                 "leaky_relu backward",
                 dtype_name,
                 layout,
-                3,
                 {
                     "actx": backward_timer(lambda t: torch.ops.actx.leaky_relu(t, 0.01), [x], g),
                     "torch": backward_timer(lambda t: F.leaky_relu(t, 0.01), [x], g),
-                    "copy": copy,
+                    "floor": backward_floor,
                 },
                 None,
             )
@@ -99,11 +109,10 @@ def make_cases(quick: bool):
                 "prelu backward",
                 dtype_name,
                 layout,
-                3,
                 {
                     "actx": backward_timer(torch.ops.actx.prelu, [x, w], g),
                     "torch": backward_timer(F.prelu, [x, w], g),
-                    "copy": copy,
+                    "floor": backward_floor,
                 },
                 None,
             )
@@ -112,40 +121,34 @@ def make_cases(quick: bool):
         xs = torch.randn(seq_shape).to(dtype)
         gs = torch.randn(seq_shape).to(dtype)
         ws = torch.rand(1, seq_shape[-1]).to(dtype)
-        dst = torch.empty_like(xs)
-        copy = lambda dst=dst, xs=xs: dst.copy_(xs)  # noqa: E731
         formula = lambda t, w: torch.where(t > 0, t, w * t)  # noqa: E731
         yield (
             "prelu [N,L,C] forward",
             dtype_name,
             "nlc",
-            2,
-            {"actx": lambda: torch.ops.actx.prelu(xs, ws), "torch": lambda: formula(xs, ws), "copy": copy},
+            {"actx": lambda: torch.ops.actx.prelu(xs, ws), "torch": lambda: formula(xs, ws), "floor": xs.clone},
             None,
         )
         yield (
             "prelu [N,L,C] backward",
             dtype_name,
             "nlc",
-            3,
             {
                 "actx": backward_timer(torch.ops.actx.prelu, [xs, ws], gs),
                 "torch": backward_timer(formula, [xs, ws], gs),
-                "copy": copy,
+                "floor": lambda: torch.add(xs, gs),
             },
             None,
         )
     small = torch.randn(64, 64)
-    small_dst = torch.empty_like(small)
     yield (
         "leaky_relu 64x64 (per call)",
         "float32",
         "contiguous",
-        2,
         {
             "actx": lambda: torch.ops.actx.leaky_relu(small, 0.01),
             "torch": lambda: F.leaky_relu(small, 0.01),
-            "copy": lambda: small_dst.copy_(small),
+            "floor": small.clone,
         },
         None,
     )
@@ -177,53 +180,57 @@ def make_cuda_cases():
                     reference = F.prelu
                     w_broadcast = w.view((-1,) + (1,) * (len(shape) - 2))  # what F.prelu passes on
                 g = torch.randn_like(x)
-                dst = torch.empty_like(x)
-                copy = lambda dst=dst, x=x: dst.copy_(x)  # noqa: E731
+                forward_floor = lambda x=x: x.clone()  # noqa: E731
+                backward_floor = lambda x=x, g=g: torch.add(x, g)  # noqa: E731
                 name = f"{tuple(shape)}"
                 forward = {
                     "actx": lambda x=x, w=w: torch.ops.actx.prelu(x, w),
                     "torch": lambda x=x, w=w, f=reference: f(x, w),
-                    "copy": copy,
+                    "floor": forward_floor,
                 }
-                yield (f"prelu forward {name}", dtype_name, layout, 2, forward, forward)
+                yield (f"prelu forward {name}", dtype_name, layout, forward, forward)
                 forward = {
                     "actx": lambda x=x: torch.ops.actx.leaky_relu(x, 0.01),
                     "torch": lambda x=x: F.leaky_relu(x, 0.01),
-                    "copy": copy,
+                    "floor": forward_floor,
                 }
-                yield (f"leaky_relu forward {name}", dtype_name, layout, 2, forward, forward)
+                yield (f"leaky_relu forward {name}", dtype_name, layout, forward, forward)
                 yield (
                     f"prelu backward {name}",
                     dtype_name,
                     layout,
-                    3,
                     {
                         "actx": backward_timer(torch.ops.actx.prelu, [x, w], g),
                         "torch": backward_timer(reference, [x, w], g),
-                        "copy": copy,
+                        "floor": backward_floor,
                     },
                     {
                         "actx": lambda g=g, x=x, w=w: torch.ops.actx.prelu_backward(g, x, w),
                         "torch": lambda g=g, x=x, w=w_broadcast: torch_prelu_backward(g, x, w),
-                        "copy": copy,
+                        "floor": backward_floor,
                     },
                 )
-                del x, g, dst
+                del x, g
 
 
-def time_variants(variants, repeats: int, target_seconds: float, sync=lambda: None):
-    """Median seconds per call of each variant, repetitions interleaved across variants."""
-    for fn in variants.values():  # warm-up, and how many calls make one timed batch
+def time_variants(variants, repeats: int, target_seconds: float, sync=lambda: None, prepare=lambda name: None):
+    """Median seconds per call of each variant, repetitions interleaved across variants; the variant
+    "floor" sets how many calls make one timed batch. prepare(name) runs before each variant's batch,
+    untimed."""
+    for name, fn in variants.items():  # warm-up
+        prepare(name)
         fn()
     sync()
+    prepare("floor")
     start = time.perf_counter()
-    variants["copy"]()
+    variants["floor"]()
     sync()
     once = max(time.perf_counter() - start, 1e-7)
     calls = max(1, int(target_seconds / once))
     samples = {name: [] for name in variants}
     for _ in range(repeats):
         for name, fn in variants.items():
+            prepare(name)
             sync()
             start = time.perf_counter()
             for _ in range(calls):
@@ -264,41 +271,65 @@ def gpu_time_variants(variants, repeats: int, calls: int = 20):
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def ratios(t, streams, prefix=""):
-    """The row fields of one set of timings (seconds per call of actx, torch and copy)."""
-    roofline = t["copy"] * streams / 2
-    return {
+def ratios(t, prefix=""):
+    """The row fields of one set of timings (seconds per call of actx, torch and floor, and of actx
+    at other CPU levels, actx@<level>)."""
+    row = {
         f"{prefix}actx_ms": t["actx"] * 1e3,
         f"{prefix}torch_ms": t["torch"] * 1e3,
-        f"{prefix}roofline_ms": roofline * 1e3,
+        f"{prefix}floor_ms": t["floor"] * 1e3,
         f"{prefix}speedup": t["torch"] / t["actx"],
-        f"{prefix}actx_vs_roofline": t["actx"] / roofline,
+        f"{prefix}actx_vs_floor": t["actx"] / t["floor"],
     }
+    for name, seconds in t.items():
+        if name.startswith("actx@"):
+            row[f"{prefix}{name}_ms"] = seconds * 1e3
+    return row
 
 
-def run(threads_list, repeats, quick, target_seconds, device="cpu", only=()):
+def with_capabilities(variants, capabilities):
+    """variants and, for each CPU level, actx's variant again as actx@<level>."""
+    return {**variants, **{f"actx@{level}": variants["actx"] for level in capabilities}}
+
+
+def capability_setter(capabilities):
+    """prepare() for time_variants: actx@<level> runs at that level, every other variant at the
+    level in force when the benchmark started."""
+    default = torch_ext.cpu_capability()
+
+    def prepare(name):
+        if capabilities:
+            torch_ext.set_cpu_capability(name[len("actx@") :] if name.startswith("actx@") else default)
+
+    return prepare
+
+
+def run(threads_list, repeats, quick, target_seconds, device="cpu", only=(), capabilities=()):
     rows = []
+    prepare = capability_setter(capabilities)
     for threads in threads_list:
         torch.set_num_threads(threads)
         cases = make_cuda_cases() if device == "cuda" else make_cases(quick)
         sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-        for name, dtype, layout, streams, variants, graph_variants in cases:
+        for name, dtype, layout, variants, graph_variants in cases:
             if only and not all(word in f"{name} {dtype} {layout}" for word in only):
                 continue
-            t = time_variants(variants, repeats, target_seconds, sync)
-            rows.append({"case": name, "dtype": dtype, "layout": layout, "threads": threads, **ratios(t, streams)})
+            t = time_variants(with_capabilities(variants, capabilities), repeats, target_seconds, sync, prepare)
+            rows.append({"case": name, "dtype": dtype, "layout": layout, "threads": threads, **ratios(t)})
             r = rows[-1]
             line = (
                 f"{name:28s} {dtype:9s} {layout:13s} {threads:2d}  actx {r['actx_ms']:9.4f} ms  "
-                f"torch {r['torch_ms']:9.4f} ms  roofline {r['roofline_ms']:9.4f} ms  "
-                f"speedup {r['speedup']:6.2f}x  actx/roofline {r['actx_vs_roofline']:5.2f}"
+                f"torch {r['torch_ms']:9.4f} ms  floor {r['floor_ms']:9.4f} ms  "
+                f"speedup {r['speedup']:6.2f}x  actx/floor {r['actx_vs_floor']:5.2f}"
             )
+            for level in capabilities:
+                line += f"  actx@{level}/actx {r[f'actx@{level}_ms'] / r['actx_ms']:5.2f}"
             if graph_variants is not None:
                 try:
-                    r.update(ratios(gpu_time_variants(graph_variants, repeats), streams, prefix="gpu_"))
+                    r.update(ratios(gpu_time_variants(graph_variants, repeats), prefix="gpu_"))
                     line += (
                         f"  | GPU time: actx {r['gpu_actx_ms']:8.4f} ms  speedup {r['gpu_speedup']:5.2f}x  "
-                        f"actx/roofline {r['gpu_actx_vs_roofline']:5.2f}"
+                        f"actx/floor {r['gpu_actx_vs_floor']:5.2f}"
                     )
                 except Exception as error:  # the wall-clock row stands without it
                     line += f"  | GPU time not measured: {type(error).__name__}: {error}"
@@ -307,17 +338,23 @@ def run(threads_list, repeats, quick, target_seconds, device="cpu", only=()):
 
 
 def markdown_table(rows, prefix=""):
-    """The rows as a markdown table; prefix "gpu_": their GPU-time fields, where measured."""
+    """The rows as a markdown table; prefix "gpu_": their GPU-time fields, where measured. Rows
+    timed at other CPU levels get a column actx@<level> / actx each."""
     rows = [r for r in rows if f"{prefix}actx_ms" in r]
+    levels = list(
+        dict.fromkeys(key[len(prefix) + 5 : -3] for r in rows for key in r if key.startswith(f"{prefix}actx@"))
+    )
     lines = [
-        "| case | dtype | layout | threads | actx ms | torch ms | roofline ms | speedup | actx / roofline |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| case | dtype | layout | threads | actx ms | torch ms | floor ms | speedup | actx / floor |"
+        + "".join(f" actx@{level} / actx |" for level in levels),
+        "|---|---|---|---|---|---|---|---|---|" + "---|" * len(levels),
     ]
     for r in rows:
         lines.append(
             f"| {r['case']} | {r['dtype']} | {r['layout']} | {r['threads']} | "
-            f"{r[prefix + 'actx_ms']:.3f} | {r[prefix + 'torch_ms']:.3f} | {r[prefix + 'roofline_ms']:.3f} | "
-            f"{r[prefix + 'speedup']:.2f}x | {r[prefix + 'actx_vs_roofline']:.2f} |"
+            f"{r[prefix + 'actx_ms']:.3f} | {r[prefix + 'torch_ms']:.3f} | {r[prefix + 'floor_ms']:.3f} | "
+            f"{r[prefix + 'speedup']:.2f}x | {r[prefix + 'actx_vs_floor']:.2f} |"
+            + "".join(f" {r[f'{prefix}actx@{level}_ms'] / r[prefix + 'actx_ms']:.2f} |" for level in levels)
         )
     return "\n".join(lines) if rows else ""
 
@@ -334,10 +371,10 @@ def plot(rows, path):
         sel = [r for r in rows if r["threads"] == n]
         labels = [f"{r['case']}\n{r['dtype']} {r['layout']}" for r in sel]
         xs = range(len(sel))
-        ax.bar([i - 0.2 for i in xs], [1 / r["actx_vs_roofline"] for r in sel], 0.4, label="actx")
-        ax.bar([i + 0.2 for i in xs], [r["roofline_ms"] / r["torch_ms"] for r in sel], 0.4, label="torch")
+        ax.bar([i - 0.2 for i in xs], [1 / r["actx_vs_floor"] for r in sel], 0.4, label="actx")
+        ax.bar([i + 0.2 for i in xs], [r["floor_ms"] / r["torch_ms"] for r in sel], 0.4, label="torch")
         ax.axhline(1.0, color="gray", linestyle="--", linewidth=1)
-        ax.set_ylabel("fraction of copy roofline (higher is better)")
+        ax.set_ylabel("floor time / operator time (higher is better)")
         ax.set_title(f"{n} thread(s)")
         ax.set_xticks(list(xs))
         ax.set_xticklabels(labels, rotation=90, fontsize=7)
@@ -366,6 +403,11 @@ def main(argv=None):
         help="run only the cases whose 'case dtype layout' "
         "contains every comma-separated word (e.g. 'forward,float16')",
     )
+    parser.add_argument(
+        "--capabilities",
+        default="",
+        help="also time actx's CPU kernels at these comma-separated levels (e.g. 'avx2,avx512')",
+    )
     args = parser.parse_args(argv)
     threads = sorted({int(t) for t in args.threads.split(",")})
     repeats = 3 if args.quick else args.repeats
@@ -376,13 +418,25 @@ def main(argv=None):
         print(f"actx CUDA kernels, torch {torch.__version__}, {torch.cuda.get_device_name()}")
     else:
         print(f"actx {torch_ext.cpu_capability()} kernels, torch {torch.__version__}, {cpu_name()}, threads {threads}")
-    rows = run(threads, repeats, args.quick, args.seconds, args.device, [word for word in args.only.split(",") if word])
+    capability = torch_ext.cpu_capability()
+    capabilities = [level for level in args.capabilities.split(",") if level]
+    if capabilities and args.device == "cuda":
+        parser.error("--capabilities: CPU levels do not apply to --device cuda")
+    for level in capabilities:
+        try:
+            torch_ext.set_cpu_capability(level)
+        except RuntimeError as error:
+            parser.error(f"--capabilities: {error}")
+    if capabilities:
+        torch_ext.set_cpu_capability(capability)
+    only = [word for word in args.only.split(",") if word]
+    rows = run(threads, repeats, args.quick, args.seconds, args.device, only, capabilities)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     meta = {
         "cpu": cpu_name(),
         "torch": torch.__version__,
-        "capability": torch_ext.cpu_capability(),
+        "capability": capability,
         "cores": os.cpu_count(),
         "device": args.device,
         "gpu": torch.cuda.get_device_name() if args.device == "cuda" else None,

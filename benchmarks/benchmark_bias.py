@@ -69,12 +69,12 @@ def operator_cases(quick: bool, compile_too: bool):
             forward = {
                 "actx": lambda x=x, clamp=clamp: fused(x, bias, clamp),
                 "composition": lambda x=x, clamp=clamp: composition(x, bias, clamp),
-                "copy": lambda x=x: x.clone(),
+                "floor": lambda x=x: x.clone(),
             }
             backward = {
                 "actx": backward_timer(lambda t, b, clamp=clamp: fused(t, b, clamp), [x, bias], g),
                 "composition": backward_timer(lambda t, b, clamp=clamp: composition(t, b, clamp), [x, bias], g),
-                "copy": lambda x=x, g=g: torch.add(x, g),
+                "floor": lambda x=x, g=g: torch.add(x, g),
             }
             if compile_too:
                 compiled = torch.compile(lambda t, b, clamp=clamp: composition(t, b, clamp), dynamic=False)
@@ -154,7 +154,7 @@ def discriminator_cases(quick: bool, compile_too: bool):
     variants = {
         "composition": lambda: r1_step(reference, real),
         "actx": lambda: r1_step(actx_model, real),
-        "copy": lambda: real.clone(),
+        "floor": lambda: real.clone(),
     }
     yield "discriminator step + R1", "float32", variants, None
     if compile_too:
@@ -168,7 +168,7 @@ def discriminator_cases(quick: bool, compile_too: bool):
             {
                 "composition": lambda: plain_step(compiled_reference, real),
                 "actx": lambda: plain_step(compiled_actx, real),
-                "copy": lambda: real.clone(),
+                "floor": lambda: real.clone(),
             },
             None,
         )
@@ -185,10 +185,10 @@ def run(threads_list, repeats, quick, target_seconds, compile_too):
                 operator = name.startswith(("forward", "backward"))
                 t = time_variants(variants, repeats, target_seconds if operator else 0.0)
                 row = {"case": name, "dtype": dtype, "threads": threads}
-                row.update({f"{variant}_ms": seconds * 1e3 for variant, seconds in t.items() if variant != "copy"})
+                row.update({f"{variant}_ms": seconds * 1e3 for variant, seconds in t.items() if variant != "floor"})
                 if operator:
-                    row["floor_ms"] = t["copy"] * 1e3
-                    row["actx_vs_floor"] = t["actx"] / t["copy"]
+                    row["floor_ms"] = t["floor"] * 1e3
+                    row["actx_vs_floor"] = t["actx"] / t["floor"]
                 row["composition_vs_actx"] = t["composition"] / t["actx"]
                 if saved is not None:
                     row["saved_actx_bytes"] = saved["actx"]

@@ -1,9 +1,12 @@
 """The benchmark runs end to end on the CPU and writes what the README's table is made of."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
+
+import torch_ext
 
 import benchmark
 
@@ -30,7 +33,7 @@ def test_benchmark_writes_table_json_and_chart(tmp_path, capsys):
     assert cases == {"prelu forward", "prelu backward"}
     for row in result["rows"]:
         assert row["threads"] == 1 and row["dtype"] == "float32" and row["layout"] == "nchw"
-        assert row["actx_ms"] > 0 and row["torch_ms"] > 0 and row["roofline_ms"] > 0
+        assert row["actx_ms"] > 0 and row["torch_ms"] > 0 and row["floor_ms"] > 0
         assert row["speedup"] == pytest.approx(row["torch_ms"] / row["actx_ms"])
         assert not any(key.startswith("gpu_") for key in row)  # GPU time is for CUDA cases only
     printed = capsys.readouterr().out
@@ -45,20 +48,47 @@ def test_gpu_time_table_lists_only_rows_that_have_it():
             "dtype": "float32",
             "layout": "nchw",
             "threads": 1,
-            **benchmark.ratios({"actx": 1e-3, "torch": 2e-3, "copy": 1e-3}, 2),
+            **benchmark.ratios({"actx": 1e-3, "torch": 2e-3, "floor": 1e-3}),
         },
         {
             "case": "b",
             "dtype": "float32",
             "layout": "nchw",
             "threads": 1,
-            **benchmark.ratios({"actx": 1e-3, "torch": 2e-3, "copy": 1e-3}, 3),
-            **benchmark.ratios({"actx": 4e-6, "torch": 8e-6, "copy": 2e-6}, 3, prefix="gpu_"),
+            **benchmark.ratios({"actx": 1e-3, "torch": 2e-3, "floor": 1e-3}),
+            **benchmark.ratios({"actx": 4e-6, "torch": 8e-6, "floor": 3e-6}, prefix="gpu_"),
         },
     ]
     table = benchmark.markdown_table(rows, prefix="gpu_").splitlines()
     assert len(table) == 3 and table[2] == "| b | float32 | nchw | 1 | 0.004 | 0.008 | 0.003 | 2.00x | 1.33 |"
     assert len(benchmark.markdown_table(rows).splitlines()) == 4
+
+
+def test_capabilities_time_actx_again_at_each_level(tmp_path, capsys):
+    levels = ["scalar", torch_ext.cpu_capability()]
+    before = torch_ext.cpu_capability()
+    benchmark.main(
+        ["--quick", "--threads", "1", "--repeats", "1", "--seconds", "0.001", "--only", "64x64"]
+        + ["--capabilities", ",".join(levels), "--out", str(tmp_path)]
+    )
+    assert torch_ext.cpu_capability() == before
+    (row,) = json.loads((tmp_path / "benchmark.json").read_text())["rows"]
+    for level in levels:
+        assert row[f"actx@{level}_ms"] > 0
+    header = capsys.readouterr().out.split("| case |")[1].splitlines()[0]
+    assert header.endswith("| actx@scalar / actx | actx@" + levels[1] + " / actx |")
+
+
+def test_capabilities_that_the_cpu_lacks_are_refused():
+    with pytest.raises(SystemExit):
+        benchmark.main(["--capabilities", "sse9", "--only", "nothing"])
+
+
+def test_cpu_name_tells_vendor_family_and_vector_width():
+    name = benchmark.cpu_name()
+    if Path("/proc/cpuinfo").exists():
+        assert " family " in name and " model " in name
+        assert any(isa in name for isa in ("AVX-512", "AVX2", "no AVX2"))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
