@@ -311,11 +311,17 @@ struct CpuBackend {
           const bool of_output = call.source == Bits::kSign && call.y.defined();
           std::vector<double> of_result(
               of_output ? static_cast<size_t>(channels) : 0, 0.0);
-          for (int64_t j = 0; j < period; ++j) {
-            double sum = 0;
-            for (int64_t k = 0; k < chunks; ++k) {
-              sum += partials[k * period + j];
+          // Each parameter's partials added in chunk order, chunk by chunk so
+          // that the reads run along memory (period can be thousands).
+          std::vector<double> sums(static_cast<size_t>(period), 0.0);
+          for (int64_t k = 0; k < chunks; ++k) {
+            const acc_t* part = partials.data() + k * period;
+            for (int64_t j = 0; j < period; ++j) {
+              sums[j] += part[j];
             }
+          }
+          for (int64_t j = 0; j < period; ++j) {
+            const double sum = sums[j];
             // Expanded parameters fold back onto their channel.
             const int64_t channel = lw.expanded ? (j / inner) % channels : j;
             if (of_output) {
