@@ -40,8 +40,7 @@ constexpr int64_t kMinRun = 64;
 // ...so they become per-element weights, a pattern repeated to at least this
 // length and to a multiple of kLanesMax, so that its runs end on whole vectors
 // at every level. Longer patterns cost more than their runs save: their
-// weights are loaded along with the data (channels_last float32 prelu on AMD
-// Zen 4 took 1.00-1.08x leaky_relu's time with 64, 1.04-1.32x with 256).
+// weights are loaded along with the data (docs/benchmarks.md).
 constexpr int64_t kMinPeriod = 64;
 constexpr int64_t kLanesMax = 16;
 // The most per-element weights built that way.
