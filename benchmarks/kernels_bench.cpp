@@ -36,6 +36,9 @@ bool cpu_supports(const std::string& level) {
   if (level == "avx512") {
     return features.avx512_f_bw_vl_dq;
   }
+  if (level == "avx512_bf16") {
+    return features.avx512_bf16;
+  }
   return true;
 }
 
@@ -154,7 +157,8 @@ int main(int argc, char** argv) {
   const std::pair<const char*, const KernelTable*> levels[] = {
       {"scalar", actx::cpu::scalar::kernel_table()},
       {"avx2", actx::cpu::avx2::kernel_table()},
-      {"avx512", actx::cpu::avx512::kernel_table()}};
+      {"avx512", actx::cpu::avx512::kernel_table()},
+      {"avx512_bf16", actx::cpu::avx512_bf16::kernel_table()}};
   for (const auto& [level, table] : levels) {
     if (table == nullptr || !cpu_supports(level)) {
       continue;

@@ -37,10 +37,10 @@ bool always() {
 }
 
 // AMD Zen 4 carries out each 512-bit operation as two 256-bit halves. There
-// the loops of float32, float64 and bfloat16, bound by the memory or by their
-// conversions, run faster with 256-bit vectors (AVX2); the float16 ones, bound
-// by vcvtph2ps/vcvtps2ph, and bfloat16 prelu's backward from parity bits,
-// bound by its division, with 512-bit vectors (docs/benchmarks.md).
+// the loops of float32 and float64, bound by the memory, run faster with
+// 256-bit vectors (AVX2); the float16 ones, bound by vcvtph2ps/vcvtps2ph, with
+// 512-bit vectors; the bfloat16 ones with 512-bit vectors that round with
+// AVX512_BF16's vcvtneps2bf16 (AVX2 where a CPU lacks it; docs/benchmarks.md).
 bool cpu_is_zen4() {
   return x86_features().amd_family_19h && cpu_has_avx512();
 }
@@ -56,7 +56,16 @@ const KernelTable* zen4_kernel_table() {
     std::copy(
         std::begin(wide->f16), std::end(wide->f16), std::begin(mixed.f16));
     mixed.parity_f16 = wide->parity_f16;
-    mixed.parity_bf16.backward = wide->parity_bf16.backward;
+    const KernelTable* bf16 =
+        x86_features().avx512_bf16 ? avx512_bf16::kernel_table() : nullptr;
+    if (bf16 != nullptr) {
+      std::copy(
+          std::begin(bf16->bf16), std::end(bf16->bf16), std::begin(mixed.bf16));
+      mixed.parity_bf16 = bf16->parity_bf16;
+    } else {
+      // Bound by its division, which is faster at 512 bits.
+      mixed.parity_bf16.backward = wide->parity_bf16.backward;
+    }
     return &mixed;
   }();
   return table;

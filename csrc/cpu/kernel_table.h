@@ -2,9 +2,10 @@
 
 // The interface between the CPU operators and their element loops, which are
 // compiled once per instruction set (kernels_scalar.cpp, kernels_avx2.cpp,
-// kernels_avx512.cpp). The loops include no PyTorch header: code compiled for
-// AVX2 or AVX-512 must not leave inline functions behind that the linker could
-// pick for callers on a CPU without those instructions.
+// kernels_avx512.cpp, kernels_avx512_bf16.cpp). The loops include no PyTorch
+// header: code compiled for AVX2 or AVX-512 must not leave inline functions
+// behind that the linker could pick for callers on a CPU without those
+// instructions.
 
 #include <cstdint>
 #include <cstring>
@@ -179,6 +180,10 @@ namespace avx2 {
 const KernelTable* kernel_table();
 }
 namespace avx512 {
+const KernelTable* kernel_table();
+}
+// avx512's loops with AVX512_BF16's conversion for bfloat16 stores.
+namespace avx512_bf16 {
 const KernelTable* kernel_table();
 }
 

@@ -2,7 +2,10 @@
 
 // 512-bit vectors for AVX-512 (F, BW, VL, DQ): 16 floats or 8 doubles. Only
 // compiled inside kernels_avx512.cpp, whose functions all carry the avx512
-// target.
+// target. With ACTX_AVX512_BF16 (kernels_avx512_bf16.cpp, which also targets
+// AVX512_BF16) bfloat16 is stored with vcvtneps2bf16, in a namespace of its own
+// (ACTX_AVX512_NAMESPACE): the same inline functions with other bodies must not
+// meet at link time.
 
 // The emulation test (tests/cpp/test_avx512_emulated.cpp) provides the
 // intrinsics itself.
@@ -12,9 +15,13 @@
 
 #include "cpu/kernel_table.h"
 
+#ifndef ACTX_AVX512_NAMESPACE
+#define ACTX_AVX512_NAMESPACE avx512
+#endif
+
 namespace actx {
 namespace cpu {
-namespace avx512 {
+namespace ACTX_AVX512_NAMESPACE {
 
 struct VecF {
   static constexpr int64_t kLanes = 16;
@@ -216,7 +223,7 @@ inline void store(Half16* p, VecF v) {
       _mm512_cvtps_ph(v.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
 // Round to nearest even, as c10::BFloat16 does (NaN becomes 0x7FC0).
-inline void store(BFloat16* p, VecF v) {
+inline __m256i round_to_bfloat16(VecF v) {
   const __m512i bits = _mm512_castps_si512(v.v);
   const __m512i lsb =
       _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
@@ -225,10 +232,22 @@ inline void store(BFloat16* p, VecF v) {
   const __mmask16 is_number = _mm512_cmp_ps_mask(v.v, v.v, _CMP_ORD_Q);
   rounded =
       _mm512_mask_blend_epi32(is_number, _mm512_set1_epi32(0x7FC0), rounded);
-  _mm256_storeu_si256(
-      reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(rounded));
+  return _mm512_cvtepi32_epi16(rounded);
+}
+inline void store(BFloat16* p, VecF v) {
+#if defined(ACTX_AVX512_BF16)
+  // vcvtneps2bf16 rounds to nearest even too, in one instruction, but flushes
+  // denormal floats to zero: a vector with one (class 0x20) takes the integer
+  // path. (Its NaNs keep their sign; NaN-ness is what torch defines.)
+  if (__builtin_expect(_mm512_fpclass_ps_mask(v.v, 0x20) == 0, 1)) {
+    const auto rounded = _mm512_cvtneps_pbh(v.v); // 16 bfloat16
+    std::memcpy(p, &rounded, sizeof rounded);
+    return;
+  }
+#endif
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), round_to_bfloat16(v));
 }
 
-} // namespace avx512
+} // namespace ACTX_AVX512_NAMESPACE
 } // namespace cpu
 } // namespace actx

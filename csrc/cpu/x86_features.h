@@ -17,6 +17,9 @@ namespace cpu {
 struct X86Features {
   bool avx2_fma_f16c = false;
   bool avx512_f_bw_vl_dq = false;
+  // AVX512_BF16 on top: vcvtneps2bf16, float to bfloat16 rounded to nearest
+  // even (denormals flushed to zero).
+  bool avx512_bf16 = false;
   // AMD family 19h: Zen 3 and Zen 4, of which Zen 4 has AVX-512.
   bool amd_family_19h = false;
 };
@@ -54,6 +57,11 @@ inline X86Features read_x86_features() {
   features.avx512_f_bw_vl_dq = features.avx2_fma_f16c && os_saves_zmm &&
       (ebx & bit_AVX512F) && (ebx & bit_AVX512BW) && (ebx & bit_AVX512VL) &&
       (ebx & bit_AVX512DQ);
+  // Leaf 7, subleaf 1: EAX bit 5.
+  if (features.avx512_f_bw_vl_dq &&
+      __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx)) {
+    features.avx512_bf16 = (eax & (1u << 5)) != 0;
+  }
 #endif
   return features;
 }

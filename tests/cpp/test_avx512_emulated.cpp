@@ -3,7 +3,8 @@
 // activation_kernel.h are checked against the scalar loops even where no
 // AVX-512 hardware is at hand. (Where it is, the Python and C++ suites run the
 // real thing too.) This executable links neither libactx nor the native AVX-512
-// build.
+// build. It is built twice: as kernels_avx512.cpp's loops, and with
+// ACTX_AVX512_BF16 as kernels_avx512_bf16.cpp's.
 
 #define SIMDE_ENABLE_NATIVE_ALIASES
 #include <simde/x86/avx512.h>
@@ -133,6 +134,35 @@ inline simde__m512i mask_sub_epi32(
   return simde_mm512_loadu_si512(s);
 }
 
+// With ACTX_AVX512_BF16 (the actx_avx512_bf16_emulated_tests executable): the
+// bfloat16 conversion as the hardware does it, denormal floats flushed to zero
+// (which the loops must route around), and the class test that finds them.
+inline simde__m256i cvtneps_pbh(simde__m512 v) {
+  float in[16];
+  uint16_t out[16];
+  simde_mm512_storeu_ps(in, v);
+  for (int i = 0; i < 16; ++i) {
+    const float flushed = std::fpclassify(in[i]) == FP_SUBNORMAL
+        ? std::copysign(0.0f, in[i])
+        : in[i];
+    out[i] = c10::BFloat16(flushed).x;
+  }
+  return simde_mm256_loadu_si256(reinterpret_cast<const simde__m256i*>(out));
+}
+
+inline simde__mmask16 fpclass_ps_mask(simde__m512 v, int classes) {
+  EXPECT_EQ(classes, 0x20) << "only the denormal class is emulated";
+  float in[16];
+  simde_mm512_storeu_ps(in, v);
+  simde__mmask16 bits = 0;
+  for (int i = 0; i < 16; ++i) {
+    if (std::fpclassify(in[i]) == FP_SUBNORMAL) {
+      bits |= static_cast<simde__mmask16>(1 << i);
+    }
+  }
+  return bits;
+}
+
 } // namespace emulated
 
 #define _mm512_cvtph_ps emulated::cvtph_ps
@@ -142,6 +172,8 @@ inline simde__m512i mask_sub_epi32(
 #define _mm512_cvtepi32_epi16 emulated::cvtepi32_epi16
 #define _mm512_cvtepu16_epi32 emulated::cvtepu16_epi32
 #define _mm256_test_epi16_mask emulated::test_epi16_mask
+#define _mm512_cvtneps_pbh emulated::cvtneps_pbh
+#define _mm512_fpclass_ps_mask emulated::fpclass_ps_mask
 #undef _mm512_fnmadd_ps
 #define _mm512_fnmadd_ps emulated::fnmadd_ps
 #undef _mm512_add_epi32
