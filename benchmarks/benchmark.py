@@ -33,14 +33,21 @@ import torch_ext
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def cpu_name() -> str:
-    """The CPU's model name, vendor, family and model, and its widest vector instructions: a VM's
-    model name alone ("AMD EPYC") does not tell Zen 3 from Zen 4."""
+def cpuinfo() -> dict:
+    """The fields of /proc/cpuinfo's first processor ({} where there is none)."""
     try:
         first = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
     except OSError:
+        return {}
+    return {key.strip(): value.strip() for key, _, value in (line.partition(":") for line in first.splitlines())}
+
+
+def cpu_name() -> str:
+    """The CPU's model name, vendor, family and model, and its widest vector instructions: a VM's
+    model name alone ("AMD EPYC") does not tell Zen 3 from Zen 4."""
+    info = cpuinfo()
+    if not info:
         return platform.processor() or "unknown CPU"
-    info = {key.strip(): value.strip() for key, _, value in (line.partition(":") for line in first.splitlines())}
     flags = set(info.get("flags", "").split())
     extras = [name for flag, name in (("avx512_bf16", "BF16"), ("avx512_fp16", "FP16")) if flag in flags]
     if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags:

@@ -3,7 +3,6 @@ instruction set, opcheck."""
 
 import collections
 import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,6 +10,7 @@ import torch.nn.functional as F
 
 import torch_ext
 
+from benchmark import cpuinfo
 from samples import (
     DTYPES,
     LAYOUTS,
@@ -63,13 +63,8 @@ def capability(request):
 
 def amd_family_19h() -> bool:
     """Whether /proc/cpuinfo names an AMD CPU of family 19h (Zen 3 or Zen 4)."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    fields = dict(line.split(":", 1) for line in info.split("\n\n")[0].splitlines() if ":" in line)
-    fields = {key.strip(): value.strip() for key, value in fields.items()}
-    return fields.get("vendor_id") == "AuthenticAMD" and fields.get("cpu family") == "25"
+    info = cpuinfo()
+    return info.get("vendor_id") == "AuthenticAMD" and info.get("cpu family") == "25"
 
 
 @pytest.mark.skipif("ACTX_CPU_CAPABILITY" in os.environ, reason="the level is forced")
