@@ -211,17 +211,16 @@ struct CpuBackend {
                 }
               });
           if (parity != nullptr) {
-            // The kernels' check presumes weights > 0: y > 0 then stands for
-            // x > 0, and a NaN quotient for a NaN x.
+            // The kernels' check presumes weights > 0 (y > 0 then stands for
+            // x > 0, and a NaN quotient for a NaN x) and, for bfloat16, a
+            // normal reciprocal (parity_weight_supported).
             // The call's own weights: lw may hold them expanded many times.
             std::vector<acc_t> converted;
             const acc_t* w = weights_as_compute_type<scalar_t>(
                 call.params, call.x, converted);
-            const bool weights_positive =
-                std::all_of(w, w + call.params.channels, [](acc_t v) {
-                  return v > 0 && std::isfinite(v);
-                });
-            call.recoverable.fill_(weights_positive && recoverable.load());
+            const bool weights_supported = std::all_of(
+                w, w + call.params.channels, parity_weight_supported<T>);
+            call.recoverable.fill_(weights_supported && recoverable.load());
           }
         });
   }

@@ -174,10 +174,21 @@ struct ParityShift<Half16> {
 // towards zero, and the two differ in their lowest bit. That argument needs x
 // and y normal, and the remainder of the division (below) representable: the
 // forward checks every element (recoverable_bits) instead of the ranges.
+//
+// bfloat16 (kRecoverByReciprocal) multiplies by the weight's reciprocal
+// instead of dividing, and needs no remainder: y / w stays at least 2^-16 |x|
+// inside the half-open interval that truncates to x or its neighbour (y's
+// rounding error is at most 2^-8 of y, a grid step is at least 2^-8 of x, and
+// the two are equal only where y was exact), while y * (1 / w), both rounded
+// to float, is within 2^-22 |x| of y / w when w and 1 / w are normal floats
+// (parity_weight_supported).
 template <class T, class V>
 inline V recovered_input(V y, V w, uint32_t parity) {
   return select(
-      positive(y), y, recover_negative<ParityShift<T>::kValue>(y, w, parity));
+      positive(y),
+      y,
+      recover_negative<ParityShift<T>::kValue, kRecoverByReciprocal<T>>(
+          y, w, parity));
 }
 
 template <class T>

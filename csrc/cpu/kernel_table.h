@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 
 #define ACTX_FORMULA_IDS_ONLY
@@ -94,6 +95,23 @@ struct Kernels {
       const FormulaScalars& scalars,
       Span span);
 };
+
+// How prelu_with_parity's loops recover bfloat16's x <= 0: y times the
+// weight's reciprocal (activation_kernel.h, recovered_input); the other types
+// divide. The weights for which the loops' check guarantees recovery: positive
+// and finite, and for bfloat16 in [2^-126, 2^126], where the weight and its
+// reciprocal are normal floats. The operator reports other weights'
+// calls unrecoverable.
+template <class T>
+constexpr bool kRecoverByReciprocal = std::is_same_v<T, BFloat16>;
+template <class T>
+inline bool parity_weight_supported(compute_t<T> w) {
+  if constexpr (kRecoverByReciprocal<T>) {
+    return w >= 0x1p-126f && w <= 0x1p126f;
+  } else {
+    return w > 0 && w <= std::numeric_limits<compute_t<T>>::max();
+  }
+}
 
 // prelu's parity bits (the lowest bit of x[i]'s storage), with which the
 // backward recovers x from the output where the weight is positive

@@ -218,14 +218,20 @@ inline uint32_t storage_low_bits(const BFloat16* p) { // 16 lanes
   return low_bits_16(_mm_loadu_si128(q), _mm_loadu_si128(q + 1));
 }
 
-template <int kShift>
+template <int kShift, bool kByReciprocal>
 inline VecF recover_negative(VecF y, VecF w, uint32_t parity) {
-  const __m256 q = _mm256_div_ps(y.v, w.v);
-  const __m256 r = _mm256_fnmadd_ps(q, w.v, y.v);
-  // All-ones (-1) where q went past y / w: added, a step back.
-  const __m256i past =
-      _mm256_castps_si256(_mm256_cmp_ps(r, _mm256_setzero_ps(), _CMP_GT_OQ));
-  __m256i bits = _mm256_add_epi32(_mm256_castps_si256(q), past);
+  __m256i bits;
+  if constexpr (kByReciprocal) {
+    bits = _mm256_castps_si256(
+        _mm256_mul_ps(y.v, _mm256_div_ps(_mm256_set1_ps(1.0f), w.v)));
+  } else {
+    const __m256 q = _mm256_div_ps(y.v, w.v);
+    const __m256 r = _mm256_fnmadd_ps(q, w.v, y.v);
+    // All-ones (-1) where q went past y / w: added, a step back.
+    const __m256i past =
+        _mm256_castps_si256(_mm256_cmp_ps(r, _mm256_setzero_ps(), _CMP_GT_OQ));
+    bits = _mm256_add_epi32(_mm256_castps_si256(q), past);
+  }
   const __m256i unit = _mm256_set1_epi32(1 << kShift);
   bits = _mm256_and_si256(bits, _mm256_set1_epi32(-(1 << kShift)));
   const __m256i want = _mm256_and_si256(
@@ -234,11 +240,11 @@ inline VecF recover_negative(VecF y, VecF w, uint32_t parity) {
       bits, _mm256_and_si256(_mm256_xor_si256(bits, want), unit));
   return {_mm256_castsi256_ps(bits)};
 }
-template <int kShift>
+template <int kShift, bool kByReciprocal>
 inline VecBF recover_negative(VecBF y, VecBF w, uint32_t parity) {
   return {
-      recover_negative<kShift>(y.v0, w.v0, parity & 0xFFu),
-      recover_negative<kShift>(y.v1, w.v1, parity >> 8)};
+      recover_negative<kShift, kByReciprocal>(y.v0, w.v0, parity & 0xFFu),
+      recover_negative<kShift, kByReciprocal>(y.v1, w.v1, parity >> 8)};
 }
 
 inline uint32_t recoverable_bits(VecF x, VecF recovered) {

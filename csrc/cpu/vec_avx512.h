@@ -144,17 +144,23 @@ inline uint32_t storage_low_bits(const BFloat16* p) {
 // The x <= 0 with y = w * x rounded to a storage type whose lowest bit is bit
 // kShift of a float: the quotient y / w truncated to that type's grid (the
 // remainder y - q * w, exact with an FMA, says whether q's rounding went past
-// y / w), then one step further where its lowest bit is not `parity`'s.
-template <int kShift>
+// y / w; kByReciprocal: q = y * (1 / w), truncated as it is), then one step
+// further where its lowest bit is not `parity`'s.
+template <int kShift, bool kByReciprocal>
 inline VecF recover_negative(VecF y, VecF w, uint32_t parity) {
-  const __m512 q = _mm512_div_ps(y.v, w.v);
-  const __m512 r = _mm512_fnmadd_ps(q, w.v, y.v);
-  __m512i bits = _mm512_castps_si512(q);
-  bits = _mm512_mask_sub_epi32(
-      bits,
-      _mm512_cmp_ps_mask(r, _mm512_setzero_ps(), _CMP_GT_OQ),
-      bits,
-      _mm512_set1_epi32(1));
+  __m512i bits;
+  if constexpr (kByReciprocal) {
+    bits = _mm512_castps_si512(
+        _mm512_mul_ps(y.v, _mm512_div_ps(_mm512_set1_ps(1.0f), w.v)));
+  } else {
+    const __m512 q = _mm512_div_ps(y.v, w.v);
+    const __m512 r = _mm512_fnmadd_ps(q, w.v, y.v);
+    bits = _mm512_mask_sub_epi32(
+        _mm512_castps_si512(q),
+        _mm512_cmp_ps_mask(r, _mm512_setzero_ps(), _CMP_GT_OQ),
+        _mm512_castps_si512(q),
+        _mm512_set1_epi32(1));
+  }
   const __m512i unit = _mm512_set1_epi32(1 << kShift);
   bits = _mm512_and_si512(bits, _mm512_set1_epi32(-(1 << kShift)));
   const __m512i want =

@@ -84,17 +84,22 @@ inline uint32_t storage_low_bits(const T* p) {
   return low_bit(*p);
 }
 
-template <int kShift>
+template <int kShift, bool kByReciprocal>
 inline Lane<float> recover_negative(
     Lane<float> y,
     Lane<float> w,
     uint32_t parity) {
-  const float q = y.v / w.v;
-  const float r = std::fma(-q, w.v, y.v);
   uint32_t bits;
-  std::memcpy(&bits, &q, sizeof bits);
-  if (r > 0.0f) {
-    bits -= 1u;
+  if constexpr (kByReciprocal) {
+    const float q = y.v * (1.0f / w.v);
+    std::memcpy(&bits, &q, sizeof bits);
+  } else {
+    const float q = y.v / w.v;
+    const float r = std::fma(-q, w.v, y.v);
+    std::memcpy(&bits, &q, sizeof bits);
+    if (r > 0.0f) {
+      bits -= 1u;
+    }
   }
   const uint32_t unit = 1u << kShift;
   bits &= ~(unit - 1u);

@@ -3,8 +3,9 @@ input element, from which the backward recovers x exactly (docs/memory.md).
 
 For x <= 0 the output is y = w * x rounded to x's dtype, so y / w lies within one step of x on
 the dtype's grid: the quotient truncated to the grid is x or its neighbour towards zero, and the
-parity bit tells them apart. _prelu_with_parity checks every element and says whether the
-backward recovers them all; the tests check the recovery on every float16 and bfloat16 value.
+parity bit tells them apart (bfloat16 multiplies by 1 / w instead of dividing, which its coarse
+grid allows). _prelu_with_parity checks every element and says whether the backward recovers them
+all; the tests check the recovery on every float16 and bfloat16 value.
 """
 
 import pytest
@@ -157,6 +158,33 @@ def test_subnormal_outputs_are_not_recoverable():
     assert bool(A._prelu_with_parity(nan, torch.tensor([0.5, 0.5]))[2])  # NaN stays NaN
     assert not bool(A._prelu_with_parity(torch.tensor([[-1.0]]), torch.tensor([-0.5]))[2])
     assert not bool(A._prelu_with_parity(torch.tensor([[-1.0e30]]), torch.tensor([1e10]))[2])  # overflow
+
+
+@pytest.mark.usefixtures("capability")
+def test_bfloat16_weights_without_a_normal_reciprocal_are_not_recoverable():
+    """bfloat16 recovers x <= 0 as y * (1 / w): a weight outside [2^-126, 2^126] makes the call
+    unrecoverable, so that autograd keeps x instead, and the gradients stay exact. float32 still
+    divides, and recovers x with such weights."""
+    g = generator(66)
+    cases = [(2.0**-126, 30, True), (2.0**-127, 30, False), (2.0**126, -20, True), (2.0**127, -20, False)]
+    for slope, exponent, supported in cases:
+        # |y| = slope * |x| within the range the kernels recover without checking each element.
+        x = (-(2.0 ** (torch.rand(1, 256, generator=g) * 10 + exponent))).to(torch.bfloat16)
+        w = torch.tensor([slope], dtype=torch.bfloat16)
+        assert float(w) == slope
+        assert bool(A._prelu_with_parity(x, w)[2]) == supported, slope
+        leaves = [x.clone().requires_grad_(), w.clone().requires_grad_()]
+        out = A.prelu(*leaves)
+        expected = "actx::PreluBackwardFromParity" if supported else "actx::PreluBackward"
+        assert out.grad_fn.name() == expected, slope
+        grad = torch.randn(x.shape, generator=g).to(torch.bfloat16)
+        grad_x, grad_w = torch.autograd.grad(out, leaves, grad)
+        assert torch.equal(grad_x, (grad.float() * slope).to(torch.bfloat16))
+        reference = (x.double() * grad.double()).sum().reshape(1)
+        magnitude = (x.double() * grad.double()).abs().sum().reshape(1)
+        assert_sum_close(grad_w, reference.to(torch.bfloat16), magnitude)
+    for slope, x in ((2.0**127, [[-(2.0**-100), -3 * 2.0**-100]]), (2.0**-127, [[-(2.0**30), -3 * 2.0**30]])):
+        assert bool(A._prelu_with_parity(torch.tensor(x), torch.tensor([slope, slope]))[2]), slope
 
 
 def test_parity_arguments_are_checked():
