@@ -42,7 +42,7 @@ constexpr int64_t kMinRun = 64;
 // at every level. Longer patterns cost more than their runs save: their
 // weights are loaded along with the data (docs/benchmarks.md).
 constexpr int64_t kMinPeriod = 64;
-constexpr int64_t kLanesMax = 16;
+constexpr int64_t kLanesMax = 32;
 // The most per-element weights built that way.
 constexpr int64_t kMaxExpandedWeights = int64_t{1} << 20;
 // The most partial sums of the weight gradient held at once (chunks x period).

@@ -125,7 +125,7 @@ struct BitWriter {
   uint8_t* out;
   uint64_t word = 0;
   int64_t count = 0;
-  void append(uint32_t bits, int64_t n) { // n <= 16
+  void append(uint32_t bits, int64_t n) { // n <= 32
     word |= static_cast<uint64_t>(bits) << count;
     count += n;
     if (count >= 32) {
@@ -391,7 +391,7 @@ bool forward_loop(
   return unrecoverable == 0;
 }
 
-// Bits [p, p + n) of a bit array (n <= kLanes <= 16), bit k: element p + k.
+// Bits [p, p + n) of a bit array (n <= kLanes <= 32), bit k: element p + k.
 template <int64_t kLanes>
 inline uint32_t read_bits(const uint8_t* bits, int64_t p, int64_t n) {
   if constexpr (kLanes % 8 == 0) {
@@ -401,14 +401,15 @@ inline uint32_t read_bits(const uint8_t* bits, int64_t p, int64_t n) {
       return word;
     }
   }
-  uint32_t word = 0;
+  // Up to 5 bytes where n is 32.
+  uint64_t word = 0;
   const int64_t first = p >> 3;
   const int64_t last = (p + n - 1) >> 3;
   for (int64_t b = first; b <= last; ++b) {
-    word |= static_cast<uint32_t>(bits[b]) << (8 * (b - first));
+    word |= static_cast<uint64_t>(bits[b]) << (8 * (b - first));
   }
   word >>= (p & 7);
-  return word & lanes_below(n);
+  return static_cast<uint32_t>(word) & lanes_below(n);
 }
 
 // The bits of elements [p, p + n) of a mask as the mask positive() gives for

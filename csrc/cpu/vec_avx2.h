@@ -129,71 +129,6 @@ inline MaskD positive_from_bits(VecD, uint32_t bits) {
   return {_mm256_castsi256_pd(_mm256_cmpeq_epi64(set, lane_bits))};
 }
 
-// 16 bfloat16 values as two float vectors. load() fills them the cheap way: a
-// 32-bit lane of the loaded register holds elements 2j (low half) and 2j + 1
-// (high half), so a shift and a mask make floats of them without crossing
-// 128-bit lanes (half the instructions per element of unpacking, and what
-// bounds bfloat16 on AVX2): v0 holds elements 0, 2, ..., 14 and v1 elements 1,
-// 3, ..., 15. Where each element has its own weight, load_in_order() puts
-// elements 0-7 in v0 and 8-15 in v1, the order of the weights that
-// load_compute() reads (one cross-lane permute more per load and per store,
-// instead of shuffling the weights and weight-gradient sums on every step).
-struct VecBF {
-  static constexpr int64_t kLanes = 16;
-  VecF v0;
-  VecF v1;
-  static VecBF broadcast(float c) {
-    return {VecF::broadcast(c), VecF::broadcast(c)};
-  }
-  static VecBF zero() {
-    return {VecF::zero(), VecF::zero()};
-  }
-  static VecBF load_compute(const float* p) {
-    return {{_mm256_loadu_ps(p)}, {_mm256_loadu_ps(p + 8)}};
-  }
-  static void store_compute(float* p, VecBF v) {
-    _mm256_storeu_ps(p, v.v0.v);
-    _mm256_storeu_ps(p + 8, v.v1.v);
-  }
-};
-struct MaskBF {
-  MaskF m0;
-  MaskF m1;
-};
-inline VecBF operator*(VecBF a, VecBF b) {
-  return {a.v0 * b.v0, a.v1 * b.v1};
-}
-inline VecBF operator+(VecBF a, VecBF b) {
-  return {a.v0 + b.v0, a.v1 + b.v1};
-}
-inline MaskBF positive(VecBF a) {
-  return {positive(a.v0), positive(a.v1)};
-}
-inline MaskBF greater(VecBF a, VecBF b) {
-  return {greater(a.v0, b.v0), greater(a.v1, b.v1)};
-}
-inline MaskBF either(MaskBF a, MaskBF b) {
-  return {either(a.m0, b.m0), either(a.m1, b.m1)};
-}
-inline VecBF select(MaskBF m, VecBF a, VecBF b) {
-  return {select(m.m0, a.v0, b.v0), select(m.m1, a.v1, b.v1)};
-}
-inline VecBF zero_like(VecBF) {
-  return VecBF::zero();
-}
-inline float reduce_add(VecBF a) {
-  return reduce_add(a.v0 + a.v1);
-}
-// In lane order (load_in_order): v0 holds lanes 0-7, v1 lanes 8-15.
-inline uint32_t positive_bits(MaskBF m) {
-  return positive_bits(m.m0) | (positive_bits(m.m1) << 8);
-}
-inline MaskBF positive_from_bits(VecBF, uint32_t bits) {
-  return {
-      positive_from_bits(VecF{}, bits & 0xFFu),
-      positive_from_bits(VecF{}, bits >> 8)};
-}
-
 // ---- Parity bits (prelu_with_parity; see activation_kernel.h and
 // vec_avx512.h) ----
 
@@ -240,22 +175,10 @@ inline VecF recover_negative(VecF y, VecF w, uint32_t parity) {
       bits, _mm256_and_si256(_mm256_xor_si256(bits, want), unit));
   return {_mm256_castsi256_ps(bits)};
 }
-template <int kShift, bool kByReciprocal>
-inline VecBF recover_negative(VecBF y, VecBF w, uint32_t parity) {
-  return {
-      recover_negative<kShift, kByReciprocal>(y.v0, w.v0, parity & 0xFFu),
-      recover_negative<kShift, kByReciprocal>(y.v1, w.v1, parity >> 8)};
-}
-
 inline uint32_t recoverable_bits(VecF x, VecF recovered) {
   return static_cast<uint32_t>(
       _mm256_movemask_ps(_mm256_cmp_ps(x.v, recovered.v, _CMP_EQ_UQ)));
 }
-inline uint32_t recoverable_bits(VecBF x, VecBF recovered) {
-  return recoverable_bits(x.v0, recovered.v0) |
-      (recoverable_bits(x.v1, recovered.v1) << 8);
-}
-
 inline uint32_t in_range_bits(
     VecF x,
     VecF y,
@@ -272,15 +195,16 @@ inline uint32_t in_range_bits(
   return static_cast<uint32_t>(_mm256_movemask_ps(
       _mm256_or_ps(_mm256_cmp_ps(x.v, _mm256_setzero_ps(), _CMP_GE_OQ), in)));
 }
-inline uint32_t in_range_bits(
-    VecBF x,
-    VecBF y,
-    VecBF x_low,
-    VecBF y_low,
-    VecBF y_high) {
-  return in_range_bits(x.v0, y.v0, x_low.v0, y_low.v0, y_high.v0) |
-      (in_range_bits(x.v1, y.v1, x_low.v1, y_low.v1, y_high.v1) << 8);
-}
+// 16 bfloat16 values as two float vectors. load() fills them the cheap way: a
+// 32-bit lane of the loaded register holds elements 2j (low half) and 2j + 1
+// (high half), so a shift and a mask make floats of them without crossing
+// 128-bit lanes (half the instructions per element of unpacking, and what
+// bounds bfloat16 on AVX2): v0 holds elements 0, 2, ..., 14 and v1 elements 1,
+// 3, ..., 15. Where each element has its own weight, load_in_order() puts
+// elements 0-7 in v0 and 8-15 in v1, the order of the weights that
+// load_compute() reads (one cross-lane permute more per load and per store,
+// instead of shuffling the weights and weight-gradient sums on every step).
+#include "cpu/vec_pair.h"
 
 template <class T>
 struct VecOf {

@@ -3,9 +3,9 @@
 // 512-bit vectors for AVX-512 (F, BW, VL, DQ): 16 floats or 8 doubles. Only
 // compiled inside kernels_avx512.cpp, whose functions all carry the avx512
 // target. With ACTX_AVX512_BF16 (kernels_avx512_bf16.cpp, which also targets
-// AVX512_BF16) bfloat16 is stored with vcvtneps2bf16, in a namespace of its own
-// (ACTX_AVX512_NAMESPACE): the same inline functions with other bodies must not
-// meet at link time.
+// AVX512_BF16) bfloat16 vectors are 32 lanes, stored with vcvtne2ps2bf16, in a
+// namespace of its own (ACTX_AVX512_NAMESPACE): the same inline functions with
+// other bodies must not meet at link time.
 
 // The emulation test (tests/cpp/test_avx512_emulated.cpp) provides the
 // intrinsics itself.
@@ -137,9 +137,11 @@ inline uint32_t storage_low_bits_16(const void* p) {
 inline uint32_t storage_low_bits(const Half16* p) {
   return storage_low_bits_16(p);
 }
+#if !defined(ACTX_AVX512_BF16) // else 32 lanes, with VecBF below
 inline uint32_t storage_low_bits(const BFloat16* p) {
   return storage_low_bits_16(p);
 }
+#endif
 
 // The x <= 0 with y = w * x rounded to a storage type whose lowest bit is bit
 // kShift of a float: the quotient y / w truncated to that type's grid (the
@@ -191,6 +193,17 @@ inline uint32_t in_range_bits(
        _mm512_cmp_ps_mask(ay, y_high.v, _CMP_LE_OQ));
 }
 
+#if defined(ACTX_AVX512_BF16)
+// 32 bfloat16 values as two float vectors in lane order (v0: elements 0-15,
+// v1: 16-31), so that one vcvtne2ps2bf16 rounds and packs a whole vector for
+// its store.
+#include "cpu/vec_pair.h"
+
+inline uint32_t storage_low_bits(const BFloat16* p) { // 32 lanes
+  return _mm512_test_epi16_mask(_mm512_loadu_si512(p), _mm512_set1_epi16(1));
+}
+#endif
+
 template <class T>
 struct VecOf {
   using type = VecF;
@@ -199,6 +212,12 @@ template <>
 struct VecOf<double> {
   using type = VecD;
 };
+#if defined(ACTX_AVX512_BF16)
+template <>
+struct VecOf<BFloat16> {
+  using type = VecBF;
+};
+#endif
 template <class T>
 using Vec = typename VecOf<T>::type;
 
@@ -212,11 +231,21 @@ inline VecF load(const Half16* p) {
   return {
       _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)))};
 }
-inline VecF load(const BFloat16* p) {
+// 16 bfloat16 values as floats (their bits shifted up).
+inline VecF load_16(const BFloat16* p) {
   const __m512i wide = _mm512_cvtepu16_epi32(
       _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   return {_mm512_castsi512_ps(_mm512_slli_epi32(wide, 16))};
 }
+#if defined(ACTX_AVX512_BF16)
+inline VecBF load(const BFloat16* p) {
+  return {load_16(p), load_16(p + 16)};
+}
+#else
+inline VecF load(const BFloat16* p) {
+  return load_16(p);
+}
+#endif
 inline void store(float* p, VecF v) {
   _mm512_storeu_ps(p, v.v);
 }
@@ -240,19 +269,28 @@ inline __m256i round_to_bfloat16(VecF v) {
       _mm512_mask_blend_epi32(is_number, _mm512_set1_epi32(0x7FC0), rounded);
   return _mm512_cvtepi32_epi16(rounded);
 }
-inline void store(BFloat16* p, VecF v) {
 #if defined(ACTX_AVX512_BF16)
-  // vcvtneps2bf16 rounds to nearest even too, in one instruction, but flushes
-  // denormal floats to zero: a vector with one (class 0x20) takes the integer
-  // path. (Its NaNs keep their sign; NaN-ness is what torch defines.)
-  if (__builtin_expect(_mm512_fpclass_ps_mask(v.v, 0x20) == 0, 1)) {
-    const auto rounded = _mm512_cvtneps_pbh(v.v); // 16 bfloat16
+// vcvtne2ps2bf16 rounds to nearest even too, and packs both halves in one
+// instruction, but flushes denormal floats to zero: a vector with one (class
+// 0x20) rounds the integer way. (Its NaNs keep their sign; NaN-ness is what
+// torch defines.)
+inline void store(BFloat16* p, VecBF v) {
+  const __mmask16 denormal = _mm512_fpclass_ps_mask(v.v0.v, 0x20) |
+      _mm512_fpclass_ps_mask(v.v1.v, 0x20);
+  if (__builtin_expect(denormal == 0, 1)) {
+    const auto rounded = _mm512_cvtne2ps_pbh(v.v1.v, v.v0.v); // 32 bfloat16
     std::memcpy(p, &rounded, sizeof rounded);
     return;
   }
-#endif
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), round_to_bfloat16(v.v0));
+  _mm256_storeu_si256(
+      reinterpret_cast<__m256i*>(p + 16), round_to_bfloat16(v.v1));
+}
+#else
+inline void store(BFloat16* p, VecF v) {
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), round_to_bfloat16(v));
 }
+#endif
 
 } // namespace ACTX_AVX512_NAMESPACE
 } // namespace cpu

@@ -137,17 +137,22 @@ inline simde__m512i mask_sub_epi32(
 // With ACTX_AVX512_BF16 (the actx_avx512_bf16_emulated_tests executable): the
 // bfloat16 conversion as the hardware does it, denormal floats flushed to zero
 // (which the loops must route around), and the class test that finds them.
-inline simde__m256i cvtneps_pbh(simde__m512 v) {
-  float in[16];
-  uint16_t out[16];
-  simde_mm512_storeu_ps(in, v);
-  for (int i = 0; i < 16; ++i) {
-    const float flushed = std::fpclassify(in[i]) == FP_SUBNORMAL
-        ? std::copysign(0.0f, in[i])
-        : in[i];
-    out[i] = c10::BFloat16(flushed).x;
+inline uint16_t flushed_bfloat16(float v) {
+  return c10::BFloat16(
+             std::fpclassify(v) == FP_SUBNORMAL ? std::copysign(0.0f, v) : v)
+      .x;
+}
+
+// 16 bfloat16 of b, then 16 of a.
+inline simde__m512i cvtne2ps_pbh(simde__m512 a, simde__m512 b) {
+  float in[32];
+  uint16_t out[32];
+  simde_mm512_storeu_ps(in, b);
+  simde_mm512_storeu_ps(in + 16, a);
+  for (int i = 0; i < 32; ++i) {
+    out[i] = flushed_bfloat16(in[i]);
   }
-  return simde_mm256_loadu_si256(reinterpret_cast<const simde__m256i*>(out));
+  return simde_mm512_loadu_si512(out);
 }
 
 inline simde__mmask16 fpclass_ps_mask(simde__m512 v, int classes) {
@@ -172,7 +177,7 @@ inline simde__mmask16 fpclass_ps_mask(simde__m512 v, int classes) {
 #define _mm512_cvtepi32_epi16 emulated::cvtepi32_epi16
 #define _mm512_cvtepu16_epi32 emulated::cvtepu16_epi32
 #define _mm256_test_epi16_mask emulated::test_epi16_mask
-#define _mm512_cvtneps_pbh emulated::cvtneps_pbh
+#define _mm512_cvtne2ps_pbh emulated::cvtne2ps_pbh
 #define _mm512_fpclass_ps_mask emulated::fpclass_ps_mask
 #undef _mm512_fnmadd_ps
 #define _mm512_fnmadd_ps emulated::fnmadd_ps
