@@ -39,8 +39,9 @@ bool always() {
 // AMD Zen 4 carries out each 512-bit operation as two 256-bit halves. There
 // the loops of float32 and float64, bound by the memory, run faster with
 // 256-bit vectors (AVX2); the float16 ones, bound by vcvtph2ps/vcvtps2ph, with
-// 512-bit vectors; the bfloat16 ones with 512-bit vectors that round with
-// AVX512_BF16's vcvtneps2bf16 (AVX2 where a CPU lacks it; docs/benchmarks.md).
+// 512-bit vectors; the bfloat16 ones with the AVX512_BF16 build's 32-lane
+// vectors that one vcvtne2ps2bf16 rounds (AVX2 where a CPU lacks it;
+// docs/benchmarks.md).
 bool cpu_is_zen4() {
   return x86_features().amd_family_19h && cpu_has_avx512();
 }

@@ -200,7 +200,7 @@ const KernelTable* kernel_table();
 namespace avx512 {
 const KernelTable* kernel_table();
 }
-// avx512's loops with AVX512_BF16's conversion for bfloat16 stores.
+// avx512's loops with 32-lane bfloat16 vectors that AVX512_BF16 rounds.
 namespace avx512_bf16 {
 const KernelTable* kernel_table();
 }

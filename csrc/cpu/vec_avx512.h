@@ -137,11 +137,6 @@ inline uint32_t storage_low_bits_16(const void* p) {
 inline uint32_t storage_low_bits(const Half16* p) {
   return storage_low_bits_16(p);
 }
-#if !defined(ACTX_AVX512_BF16) // else 32 lanes, with VecBF below
-inline uint32_t storage_low_bits(const BFloat16* p) {
-  return storage_low_bits_16(p);
-}
-#endif
 
 // The x <= 0 with y = w * x rounded to a storage type whose lowest bit is bit
 // kShift of a float: the quotient y / w truncated to that type's grid (the
@@ -193,17 +188,6 @@ inline uint32_t in_range_bits(
        _mm512_cmp_ps_mask(ay, y_high.v, _CMP_LE_OQ));
 }
 
-#if defined(ACTX_AVX512_BF16)
-// 32 bfloat16 values as two float vectors in lane order (v0: elements 0-15,
-// v1: 16-31), so that one vcvtne2ps2bf16 rounds and packs a whole vector for
-// its store.
-#include "cpu/vec_pair.h"
-
-inline uint32_t storage_low_bits(const BFloat16* p) { // 32 lanes
-  return _mm512_test_epi16_mask(_mm512_loadu_si512(p), _mm512_set1_epi16(1));
-}
-#endif
-
 template <class T>
 struct VecOf {
   using type = VecF;
@@ -212,12 +196,6 @@ template <>
 struct VecOf<double> {
   using type = VecD;
 };
-#if defined(ACTX_AVX512_BF16)
-template <>
-struct VecOf<BFloat16> {
-  using type = VecBF;
-};
-#endif
 template <class T>
 using Vec = typename VecOf<T>::type;
 
@@ -231,26 +209,6 @@ inline VecF load(const Half16* p) {
   return {
       _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)))};
 }
-#if defined(ACTX_AVX512_BF16)
-// One load: the 64-bit quarters ordered 0 4 1 5 2 6 3 7, so that unpacking the
-// low halves of the 128-bit lanes gives elements 0-15 and the high halves
-// 16-31 (fewer instructions than two widening loads).
-inline VecBF load(const BFloat16* p) {
-  const __m512i bits = _mm512_permutexvar_epi64(
-      _mm512_setr_epi64(0, 4, 1, 5, 2, 6, 3, 7), _mm512_loadu_si512(p));
-  const __m512i zero = _mm512_setzero_si512();
-  return {
-      {_mm512_castsi512_ps(_mm512_unpacklo_epi16(zero, bits))},
-      {_mm512_castsi512_ps(_mm512_unpackhi_epi16(zero, bits))}};
-}
-#else
-// 16 bfloat16 values as floats (their bits shifted up).
-inline VecF load(const BFloat16* p) {
-  const __m512i wide = _mm512_cvtepu16_epi32(
-      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-  return {_mm512_castsi512_ps(_mm512_slli_epi32(wide, 16))};
-}
-#endif
 inline void store(float* p, VecF v) {
   _mm512_storeu_ps(p, v.v);
 }
@@ -274,7 +232,36 @@ inline __m256i round_to_bfloat16(VecF v) {
       _mm512_mask_blend_epi32(is_number, _mm512_set1_epi32(0x7FC0), rounded);
   return _mm512_cvtepi32_epi16(rounded);
 }
+
+// ---- bfloat16: 32 lanes with AVX512_BF16, else 16 ----
+
 #if defined(ACTX_AVX512_BF16)
+// 32 bfloat16 values as two float vectors in lane order (v0: elements 0-15,
+// v1: 16-31), so that one vcvtne2ps2bf16 rounds and packs a whole vector for
+// its store.
+#include "cpu/vec_pair.h"
+
+inline uint32_t storage_low_bits(const BFloat16* p) { // 32 lanes
+  return _mm512_test_epi16_mask(_mm512_loadu_si512(p), _mm512_set1_epi16(1));
+}
+
+template <>
+struct VecOf<BFloat16> {
+  using type = VecBF;
+};
+
+// One load: the 64-bit quarters ordered 0 4 1 5 2 6 3 7, so that unpacking the
+// low halves of the 128-bit lanes gives elements 0-15 and the high halves
+// 16-31 (fewer instructions than two widening loads).
+inline VecBF load(const BFloat16* p) {
+  const __m512i bits = _mm512_permutexvar_epi64(
+      _mm512_setr_epi64(0, 4, 1, 5, 2, 6, 3, 7), _mm512_loadu_si512(p));
+  const __m512i zero = _mm512_setzero_si512();
+  return {
+      {_mm512_castsi512_ps(_mm512_unpacklo_epi16(zero, bits))},
+      {_mm512_castsi512_ps(_mm512_unpackhi_epi16(zero, bits))}};
+}
+
 // vcvtne2ps2bf16 rounds to nearest even too, and packs both halves in one
 // instruction, but flushes denormal floats to zero: a vector with one (class
 // 0x20) rounds the integer way. (Its NaNs keep their sign; NaN-ness is what
@@ -292,6 +279,17 @@ inline void store(BFloat16* p, VecBF v) {
       reinterpret_cast<__m256i*>(p + 16), round_to_bfloat16(v.v1));
 }
 #else
+inline uint32_t storage_low_bits(const BFloat16* p) {
+  return storage_low_bits_16(p);
+}
+
+// 16 bfloat16 values as floats (their bits shifted up).
+inline VecF load(const BFloat16* p) {
+  const __m512i wide = _mm512_cvtepu16_epi32(
+      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  return {_mm512_castsi512_ps(_mm512_slli_epi32(wide, 16))};
+}
+
 inline void store(BFloat16* p, VecF v) {
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), round_to_bfloat16(v));
 }
