@@ -401,12 +401,14 @@ inline uint32_t read_bits(const uint8_t* bits, int64_t p, int64_t n) {
       return word;
     }
   }
-  // Up to 5 bytes where n is 32.
+  // Up to 5 bytes where n is 32, gathered from the last down: a recurrence,
+  // which compilers leave scalar. (Written as an or of shifted bytes, GCC
+  // vectorizes this rare path with ymm constants, and the register pressure
+  // pushes the loops' vector accumulators onto the stack.)
   uint64_t word = 0;
   const int64_t first = p >> 3;
-  const int64_t last = (p + n - 1) >> 3;
-  for (int64_t b = first; b <= last; ++b) {
-    word |= static_cast<uint64_t>(bits[b]) << (8 * (b - first));
+  for (int64_t b = (p + n - 1) >> 3; b >= first; --b) {
+    word = (word << 8) | bits[b];
   }
   word >>= (p & 7);
   return static_cast<uint32_t>(word) & lanes_below(n);
