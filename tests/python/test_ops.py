@@ -303,6 +303,44 @@ def test_node_creation_hooks_see_every_actx_node(masks):
     assert all(any(node is s for s in seen) for node in graph), [n.name() for n in graph]
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_channels_last_weight_gradient_matches_float64_at_every_thread_count(capability, dtype):
+    # Channels_last: every element has its own weight (a row of C, or a pattern of short rows
+    # expanded), and the weight gradient is summed down the rows, chunk by chunk (32768 elements,
+    # so chunks cut rows). Channel counts below one vector, ending rows in a partial vector, and
+    # spanning many vectors; from x and from parity bits; the same bits at every thread count.
+    g = generator(31)
+    threads = torch.get_num_threads()
+    try:
+        for channels in (3, 5, 24, 64, 100, 200, 1000):
+            batch = max(2, 3 * 32768 // (channels * 9 * 13))
+            x = make_values((batch, channels, 9, 13), dtype, g, specials=False)
+            x = x.contiguous(memory_format=torch.channels_last)
+            grad = make_values(x.shape, dtype, g, specials=False).contiguous(memory_format=torch.channels_last)
+            w = (torch.rand(channels, generator=g) + 0.5).to(dtype)
+            y, parity, recoverable = torch.ops.actx._prelu_with_parity(x, w)
+            # (float16 loses some x to underflow: then autograd keeps x, and only that path runs.)
+            assert recoverable.item() or dtype == torch.float16
+            expected_gx = torch.where(x > 0, grad.float(), w.float().reshape(-1, 1, 1) * grad.float()).to(dtype)
+            expected_gw = weight_grad_reference(x, grad, (1, channels, 1, 1), (channels,))
+            magnitude = weight_grad_magnitude(x, grad, (1, channels, 1, 1), (channels,))
+            first = None
+            for n in (1, 2, 3):
+                torch.set_num_threads(n)
+                results = [torch.ops.actx.prelu_backward(grad, x, w)]
+                if recoverable.item():
+                    results.append(torch.ops.actx._prelu_backward_from_parity(grad, parity, y, w))
+                for gx, gw in results:
+                    assert_same_values(gx, expected_gx)
+                    assert_sum_close(gw, expected_gw.to(dtype), magnitude)
+                first = first or results
+                as_int = torch.int32 if dtype == torch.float32 else torch.int16
+                for (_, gw), (_, gw0) in zip(results, first, strict=True):
+                    assert torch.equal(gw.view(as_int), gw0.view(as_int))
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_prelu_weight_gradient_does_not_depend_on_thread_count():
     g = generator(14)
     x = make_values((8, 16, 40, 40), torch.float32, g)
