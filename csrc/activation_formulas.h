@@ -9,7 +9,8 @@
 // provides
 //   positive(V) -> M (x > 0, ordered), greater(V, V) -> M (a > b, ordered),
 //   either(M, M) -> M, select(M, V if_true, V if_false), zero_like(V),
-//   V * V, V + V, and (not for C++'s own scalars) V::broadcast.
+//   V * V, V + V, and (not for C++'s own scalars) V::broadcast; it may
+//   overload clamp_between (below).
 // torch's own rule for the branch: x > 0 picks the input's; NaN and -0.0 take
 // the slope's.
 
@@ -90,6 +91,14 @@ ACTX_HOST_DEVICE inline V slope_grad_masked(V grad, M positive_x, V x) {
 template <class V>
 ACTX_HOST_DEVICE inline V slope_grad(V grad, V x) {
   return slope_grad_masked(grad, positive(x), x);
+}
+
+// clamp(v, low, high) as torch.clamp rounds it: NaN stays NaN (it compares
+// false both ways), and v where it equals a bound (-0.0 and 0.0 included).
+// Vector types with min/max instructions of those semantics overload it.
+template <class V>
+ACTX_HOST_DEVICE inline V clamp_between(V v, V low, V high) {
+  return select(greater(v, high), high, select(greater(low, v), low, v));
 }
 
 // ---- The formulas ----
@@ -182,12 +191,7 @@ struct BiasLeakyReluFormula {
   template <class V, class M>
   ACTX_HOST_DEVICE static V forward(V x, M s, V b, const Consts<V>& k) {
     const V v = scaled(x, s, b, k);
-    if (!k.clamp) {
-      return v;
-    }
-    // NaN compares false both ways and stays NaN.
-    return select(
-        greater(v, k.high), k.high, select(greater(k.low, v), k.low, v));
+    return k.clamp ? clamp_between(v, k.low, k.high) : v;
   }
   template <bool kSat, class V, class M>
   ACTX_HOST_DEVICE static V grad_input(V g, M s, M sat, V, const Consts<V>& k) {

@@ -69,6 +69,11 @@ inline MaskF either(MaskF a, MaskF b) {
 inline VecF select(MaskF m, VecF a, VecF b) {
   return {_mm256_blendv_ps(b.v, a.v, m.m)};
 }
+// min(high, v) gives v where either is NaN or both are zeros, max(low, .)
+// likewise: activation_formulas.h's clamp_between, in two instructions.
+inline VecF clamp_between(VecF v, VecF low, VecF high) {
+  return {_mm256_max_ps(low.v, _mm256_min_ps(high.v, v.v))};
+}
 inline float reduce_add(VecF a) {
   __m128 s =
       _mm_add_ps(_mm256_castps256_ps128(a.v), _mm256_extractf128_ps(a.v, 1));
@@ -94,6 +99,9 @@ inline MaskD either(MaskD a, MaskD b) {
 }
 inline VecD select(MaskD m, VecD a, VecD b) {
   return {_mm256_blendv_pd(b.v, a.v, m.m)};
+}
+inline VecD clamp_between(VecD v, VecD low, VecD high) {
+  return {_mm256_max_pd(low.v, _mm256_min_pd(high.v, v.v))};
 }
 inline double reduce_add(VecD a) {
   __m128d s =

@@ -75,6 +75,11 @@ inline __mmask16 either(__mmask16 a, __mmask16 b) {
 inline VecF select(__mmask16 m, VecF a, VecF b) {
   return {_mm512_mask_blend_ps(m, b.v, a.v)};
 }
+// min(high, v) gives v where either is NaN or both are zeros, max(low, .)
+// likewise: activation_formulas.h's clamp_between, in two instructions.
+inline VecF clamp_between(VecF v, VecF low, VecF high) {
+  return {_mm512_max_ps(low.v, _mm512_min_ps(high.v, v.v))};
+}
 inline float reduce_add(VecF a) {
   return _mm512_reduce_add_ps(a.v);
 }
@@ -96,6 +101,9 @@ inline __mmask8 either(__mmask8 a, __mmask8 b) {
 }
 inline VecD select(__mmask8 m, VecD a, VecD b) {
   return {_mm512_mask_blend_pd(m, b.v, a.v)};
+}
+inline VecD clamp_between(VecD v, VecD low, VecD high) {
+  return {_mm512_max_pd(low.v, _mm512_min_pd(high.v, v.v))};
 }
 inline double reduce_add(VecD a) {
   return _mm512_reduce_add_pd(a.v);

@@ -50,6 +50,11 @@ inline MaskBF either(MaskBF a, MaskBF b) {
 inline VecBF select(MaskBF m, VecBF a, VecBF b) {
   return {select(m.m0, a.v0, b.v0), select(m.m1, a.v1, b.v1)};
 }
+inline VecBF clamp_between(VecBF v, VecBF low, VecBF high) {
+  return {
+      clamp_between(v.v0, low.v0, high.v0),
+      clamp_between(v.v1, low.v1, high.v1)};
+}
 inline VecBF zero_like(VecBF) {
   return VecBF::zero();
 }

@@ -71,6 +71,18 @@ def test_values_are_the_composition_computed_in_float(dtype):
         assert_same_values(actual, bias_leaky_relu_reference(*s.args()))
 
 
+@pytest.mark.usefixtures("capability")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_zero_clamp_keeps_the_compositions_signed_zeros_and_nans(dtype):
+    # clamp(v, -0.0, 0.0) leaves only zeros and NaN: v itself where v is a zero of either sign
+    # (neither bound compares below or above it) or NaN, else the bound's zero.
+    g = generator(78)
+    for s in bias_leaky_relu_samples(dtype, g):
+        x, bias, slope, gain, _, dim = s.args()
+        args = (x, bias, slope, gain, 0.0, dim)
+        assert_same_values(A.bias_leaky_relu(*args), bias_leaky_relu_reference(*args))
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_float32_bias_with_a_half_input(dtype):
     g = generator(71)
