@@ -248,6 +248,13 @@ def assert_sum_close(actual: torch.Tensor, expected: torch.Tensor, magnitude: to
     assert bool(ok.all()), f"max error {(a - e).abs().max()} over tolerance"
 
 
+def prelu_grad_input_reference(x, grad, w_broadcast):
+    """dL/dx by torch's rule, x > 0 ? grad : w * grad, computed in float (double for float64) and
+    rounded once to x's dtype; w_broadcast: the weight shaped to broadcast against x."""
+    compute = torch.float64 if x.dtype == torch.float64 else torch.float32
+    return torch.where(x > 0, grad.to(compute), w_broadcast.to(compute) * grad.to(compute)).to(x.dtype)
+
+
 def weight_grad_reference(x, grad, w_view, weight_shape):
     """dL/dw by torch's rule, summed in float64: x > 0 ? 0 : x * grad over the broadcast dims."""
     xd = x.double()

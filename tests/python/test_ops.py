@@ -23,6 +23,7 @@ from samples import (
     is_dense,
     leaky_relu_samples,
     make_values,
+    prelu_grad_input_reference,
     prelu_reference,
     prelu_samples,
     prelu_weight_shapes,
@@ -163,10 +164,8 @@ def test_prelu_gradients_match_torch(capability, dtype):
         w = s.weight.detach().requires_grad_()
         torch.ops.actx.prelu(x, w).backward(grad)
         # Reference: torch's rule (x > 0 ? g : w * g, and x > 0 ? 0 : x * g summed), the sum in float64.
-        w_b = s.weight.reshape(s.weight_view)
-        compute = torch.float64 if dtype == torch.float64 else torch.float32
-        expected_gx = torch.where(s.input > 0, grad.to(compute), w_b.to(compute) * grad.to(compute))
-        assert_same_values(x.grad, expected_gx.to(dtype))
+        expected_gx = prelu_grad_input_reference(s.input, grad, s.weight.reshape(s.weight_view))
+        assert_same_values(x.grad, expected_gx)
         expected_gw = weight_grad_reference(s.input, grad, s.weight_view, s.weight.shape)
         magnitude = weight_grad_magnitude(s.input, grad, s.weight_view, s.weight.shape)
         assert_sum_close(w.grad, expected_gw.to(dtype), magnitude)
@@ -321,7 +320,7 @@ def test_channels_last_weight_gradient_matches_float64_at_every_thread_count(cap
             y, parity, recoverable = torch.ops.actx._prelu_with_parity(x, w)
             # (float16 loses some x to underflow: then autograd keeps x, and only that path runs.)
             assert recoverable.item() or dtype == torch.float16
-            expected_gx = torch.where(x > 0, grad.float(), w.float().reshape(-1, 1, 1) * grad.float()).to(dtype)
+            expected_gx = prelu_grad_input_reference(x, grad, w.reshape(-1, 1, 1))
             expected_gw = weight_grad_reference(x, grad, (1, channels, 1, 1), (channels,))
             magnitude = weight_grad_magnitude(x, grad, (1, channels, 1, 1), (channels,))
             first = None
@@ -334,9 +333,8 @@ def test_channels_last_weight_gradient_matches_float64_at_every_thread_count(cap
                     assert_same_values(gx, expected_gx)
                     assert_sum_close(gw, expected_gw.to(dtype), magnitude)
                 first = first or results
-                as_int = torch.int32 if dtype == torch.float32 else torch.int16
                 for (_, gw), (_, gw0) in zip(results, first, strict=True):
-                    assert torch.equal(gw.view(as_int), gw0.view(as_int))
+                    assert_same_values(gw, gw0)
     finally:
         torch.set_num_threads(threads)
 
