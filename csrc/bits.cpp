@@ -95,9 +95,9 @@ at::Tensor recoverable_reference(
   const at::Tensor back = recover_input_reference(parity, result, weight);
   const at::Tensor positive_weights =
       weight.gt(0).logical_and(weight.isfinite()).all();
-  // Equal, or either NaN (as the kernels compare).
+  // Equal, or both NaN (as the kernels compare).
   const at::Tensor same =
-      back.eq(x).logical_or(x.isnan()).logical_or(back.isnan()).all();
+      back.eq(x).logical_or(x.isnan().logical_and(back.isnan())).all();
   return positive_weights.logical_and(same);
 }
 

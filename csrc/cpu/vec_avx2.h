@@ -184,8 +184,11 @@ inline VecF recover_negative(VecF y, VecF w, uint32_t parity) {
   return {_mm256_castsi256_ps(bits)};
 }
 inline uint32_t recoverable_bits(VecF x, VecF recovered) {
-  return static_cast<uint32_t>(
-      _mm256_movemask_ps(_mm256_cmp_ps(x.v, recovered.v, _CMP_EQ_UQ)));
+  const __m256 both_nan = _mm256_and_ps(
+      _mm256_cmp_ps(x.v, x.v, _CMP_UNORD_Q),
+      _mm256_cmp_ps(recovered.v, recovered.v, _CMP_UNORD_Q));
+  return static_cast<uint32_t>(_mm256_movemask_ps(
+      _mm256_or_ps(_mm256_cmp_ps(x.v, recovered.v, _CMP_EQ_OQ), both_nan)));
 }
 inline uint32_t in_range_bits(
     VecF x,

@@ -175,11 +175,13 @@ inline VecF recover_negative(VecF y, VecF w, uint32_t parity) {
   return {_mm512_castsi512_ps(bits)};
 }
 
-// The lanes whose x the backward gets back: x == recovered, or either NaN
-// (with a positive finite weight, recovered is NaN exactly where x is, and the
-// gradients are NaN either way).
+// The lanes whose x the backward gets back: x == recovered, or both NaN (the
+// gradients are NaN either way). A NaN recovered for a number x is not: the
+// step to the parity bit takes an overflowed y (-inf) to a NaN.
 inline uint32_t recoverable_bits(VecF x, VecF recovered) {
-  return _mm512_cmp_ps_mask(x.v, recovered.v, _CMP_EQ_UQ);
+  return _mm512_cmp_ps_mask(x.v, recovered.v, _CMP_EQ_OQ) |
+      (_mm512_cmp_ps_mask(x.v, x.v, _CMP_UNORD_Q) &
+       _mm512_cmp_ps_mask(recovered.v, recovered.v, _CMP_UNORD_Q));
 }
 
 // The lanes with x >= 0, or |x| >= x_low and y_low <= |y| <= y_high.

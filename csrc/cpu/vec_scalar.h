@@ -110,8 +110,8 @@ inline Lane<float> recover_negative(
 }
 
 inline uint32_t recoverable_bits(Lane<float> x, Lane<float> recovered) {
-  const bool unordered = std::isnan(x.v) || std::isnan(recovered.v);
-  return x.v == recovered.v || unordered ? 1u : 0u;
+  const bool both_nan = std::isnan(x.v) && std::isnan(recovered.v);
+  return x.v == recovered.v || both_nan ? 1u : 0u;
 }
 
 inline uint32_t in_range_bits(

@@ -161,6 +161,37 @@ def test_subnormal_outputs_are_not_recoverable():
 
 
 @pytest.mark.usefixtures("capability")
+@pytest.mark.parametrize("dtype", PARITY_DTYPES)
+@pytest.mark.parametrize("layout", ["one weight", "per element", "weight apart"])
+def test_an_output_that_overflowed_is_not_recoverable(dtype, layout):
+    """w * x past the dtype's range is stored as -inf; the step towards x's parity bit, when that
+    bit is 1, turns -inf into a NaN, which the check once took for a NaN x: the call was called
+    recoverable and the weight gradient came out NaN."""
+    slope, magnitude = {torch.float32: (1e10, 1e30), torch.float16: (1.7001953125, 38560.0)}.get(dtype, (2.0, 3.0e38))
+    storage = torch.tensor([-magnitude]).to(dtype).view(STORAGE[dtype]) | 1
+    value = storage.view(dtype)
+    assert torch.isinf((value.float() * slope).to(dtype)).all() and bool(storage & 1)
+    if layout == "one weight":  # runs of one weight (kernels)
+        x, w, view = value.reshape(1, 1, 1).expand(1, 1, 64), torch.tensor([slope]), (1, 1, 1)
+    elif layout == "per element":  # one weight per element (kernels)
+        x, w, view = value.reshape(1, 1).expand(1, 64), torch.full((64,), slope), (1, 64)
+    else:  # the weight along dims apart in memory (ATen operations)
+        x, w, view = value.reshape(1, 1, 1, 1).expand(1, 1, 2, 64), torch.full((1, 1, 64), slope), (1, 1, 1, 64)
+    x, w = x.contiguous(), w.to(dtype)
+    assert not bool(A._prelu_with_parity(x, w)[2])
+    leaves = [x.clone().requires_grad_(), w.clone().requires_grad_()]
+    out = A.prelu(*leaves)
+    assert out.grad_fn.name() == "actx::PreluBackward"  # x kept
+    grad = torch.full_like(x, 2.0**-10)  # sums that stay finite
+    grad_x, grad_w = torch.autograd.grad(out, leaves, grad)
+    assert_same_values(grad_x, (grad.float() * w.float().reshape(view)).to(dtype))  # every x < 0
+    terms = (x.double() * grad.double()).expand(torch.broadcast_shapes(x.shape, view))
+    reference = terms.sum_to_size(view).reshape(w.shape)
+    assert torch.isfinite(grad_w).all()
+    assert_sum_close(grad_w, reference.to(dtype), terms.abs().sum_to_size(view).reshape(w.shape))
+
+
+@pytest.mark.usefixtures("capability")
 def test_bfloat16_weights_without_a_normal_reciprocal_are_not_recoverable():
     """bfloat16 recovers x <= 0 as y * (1 / w): a weight outside [2^-126, 2^126] makes the call
     unrecoverable, so that autograd keeps x instead, and the gradients stay exact. float32 still
