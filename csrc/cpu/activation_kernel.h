@@ -91,7 +91,10 @@ inline void store_compute_partial(C* p, V v, int64_t n) {
 // > 1 a run shares the one weight w[c]; with inner == 1 a run is part of a row,
 // and element i + k uses w[c + k]. The channel and the place in a run are
 // divided out once and then counted: a division per run costs as much as a run
-// of a few dozen elements (channels_last with 64 channels).
+// of a few dozen elements (channels_last with 64 channels). per_element is
+// std::true_type or std::false_type, so that each instantiation of body holds
+// one loop, which the compiler inlines (called out of line once per run, the
+// call and the reloads of its captures cost as much again).
 template <class Body>
 inline void for_each_run(Span s, Body body) {
   if (s.begin >= s.end) {
@@ -102,7 +105,7 @@ inline void for_each_run(Span s, Body body) {
     for (int64_t i = s.begin; i < s.end; c = 0) {
       const int64_t len =
           s.end - i < s.channels - c ? s.end - i : s.channels - c;
-      body(i, len, c, true);
+      body(i, len, c, std::true_type{});
       i += len;
     }
   } else {
@@ -111,7 +114,7 @@ inline void for_each_run(Span s, Body body) {
     for (int64_t i = s.begin; i < s.end; offset = 0) {
       const int64_t len =
           s.end - i < s.inner - offset ? s.end - i : s.inner - offset;
-      body(i, len, c, false);
+      body(i, len, c, std::false_type{});
       i += len;
       c = c + 1 == s.channels ? 0 : c + 1;
     }
@@ -368,8 +371,8 @@ bool forward_loop(
     }
     unrecoverable |= bad;
   };
-  for_each_run(span, [&](int64_t i, int64_t len, int64_t c, bool per_element) {
-    if (per_element) {
+  for_each_run(span, [&](int64_t i, int64_t len, int64_t c, auto per_element) {
+    if constexpr (decltype(per_element)::value) {
       const compute_t<T>* pc = p + c;
       auto params = [&](int64_t j, int64_t n) {
         return n == L ? V::load_compute(pc + j)
@@ -518,11 +521,11 @@ void backward_loop(
   };
   constexpr std::true_type in_order{};
   constexpr std::bool_constant<kInOrder> run_order{};
-  for_each_run(span, [&](int64_t i, int64_t len, int64_t c, bool per_element) {
+  for_each_run(span, [&](int64_t i, int64_t len, int64_t c, auto per_element) {
     const T* gi = g + i;
     T* gxi = gx + i;
     int64_t k0 = 0;
-    if (per_element) {
+    if constexpr (decltype(per_element)::value) {
       const compute_t<T>* pc = p + c;
       compute_t<T>* gpc = gp + c;
       for (; k0 + L <= len; k0 += L) {
