@@ -212,8 +212,8 @@ struct CpuBackend {
               });
           if (parity != nullptr) {
             // The kernels' check presumes weights > 0 (y > 0 then stands for
-            // x > 0, and a NaN quotient for a NaN x) and, for bfloat16, a
-            // normal reciprocal (parity_weight_supported).
+            // x > 0, and a NaN quotient for a NaN x) and, for the 16-bit
+            // types, a normal reciprocal (parity_weight_supported).
             // The call's own weights: lw may hold them expanded many times.
             std::vector<acc_t> converted;
             const acc_t* w = weights_as_compute_type<scalar_t>(

@@ -178,13 +178,16 @@ struct ParityShift<Half16> {
 // and y normal, and the remainder of the division (below) representable: the
 // forward checks every element (recoverable_bits) instead of the ranges.
 //
-// bfloat16 (kRecoverByReciprocal) multiplies by the weight's reciprocal
-// instead of dividing, and needs no remainder: y / w stays at least 2^-16 |x|
-// inside the half-open interval that truncates to x or its neighbour (y's
-// rounding error is at most 2^-8 of y, a grid step is at least 2^-8 of x, and
-// the two are equal only where y was exact), while y * (1 / w), both rounded
-// to float, is within 2^-22 |x| of y / w when w and 1 / w are normal floats
-// (parity_weight_supported).
+// The 16-bit types (kRecoverByReciprocal) multiply by the weight's reciprocal
+// instead of dividing, and need no remainder. With T's unit roundoff u (2^-8
+// for bfloat16, 2^-11 for float16), y (w * x rounded to float, then to T) is
+// within (u + 2^-24) / (1 + u) of w * x, relative, and q = y * (1 / w), both
+// rounded to float, within 2^-23 of y / w when w and 1 / w are normal floats
+// (parity_weight_supported); both to first order. The grid's step on either
+// side of |x| is at least u |x|, and u + 2^-24 + 2^-23 (1 + u) < u (1 + u):
+// u^2 >= 2^-22 exceeds 3 * 2^-24 and the second-order terms. So q lies inside
+// the half-open interval that truncates to x or its neighbour, about 2^-24 |x|
+// (float16) or 2^-16 |x| (bfloat16) from its ends.
 template <class T, class V>
 inline V recovered_input(V y, V w, uint32_t parity) {
   return select(

@@ -96,14 +96,15 @@ struct Kernels {
       Span span);
 };
 
-// How prelu_with_parity's loops recover bfloat16's x <= 0: y times the
-// weight's reciprocal (activation_kernel.h, recovered_input); the other types
-// divide. The weights for which the loops' check guarantees recovery: positive
-// and finite, and for bfloat16 in [2^-126, 2^126], where the weight and its
-// reciprocal are normal floats. The operator reports other weights'
-// calls unrecoverable.
+// How prelu_with_parity's loops recover x <= 0 of the 16-bit types: y times
+// the weight's reciprocal (activation_kernel.h, recovered_input); float
+// divides. The weights for which the loops' check guarantees recovery: positive
+// and finite, and for the 16-bit types in [2^-126, 2^126], where the weight and
+// its reciprocal are normal floats. The operator reports other weights' calls
+// unrecoverable.
 template <class T>
-constexpr bool kRecoverByReciprocal = std::is_same_v<T, BFloat16>;
+constexpr bool kRecoverByReciprocal =
+    std::is_same_v<T, BFloat16> || std::is_same_v<T, Half16>;
 template <class T>
 inline bool parity_weight_supported(compute_t<T> w) {
   if constexpr (kRecoverByReciprocal<T>) {

@@ -3,9 +3,9 @@ input element, from which the backward recovers x exactly (docs/memory.md).
 
 For x <= 0 the output is y = w * x rounded to x's dtype, so y / w lies within one step of x on
 the dtype's grid: the quotient truncated to the grid is x or its neighbour towards zero, and the
-parity bit tells them apart (bfloat16 multiplies by 1 / w instead of dividing, which its coarse
-grid allows). _prelu_with_parity checks every element and says whether the backward recovers them
-all; the tests check the recovery on every float16 and bfloat16 value.
+parity bit tells them apart (float16 and bfloat16 multiply by 1 / w instead of dividing, which
+their coarse grids allow). _prelu_with_parity checks every element and says whether the backward
+recovers them all; the tests check the recovery on every float16 and bfloat16 value.
 """
 
 import pytest
@@ -195,7 +195,8 @@ def test_an_output_that_overflowed_is_not_recoverable(dtype, layout):
 def test_bfloat16_weights_without_a_normal_reciprocal_are_not_recoverable():
     """bfloat16 recovers x <= 0 as y * (1 / w): a weight outside [2^-126, 2^126] makes the call
     unrecoverable, so that autograd keeps x instead, and the gradients stay exact. float32 still
-    divides, and recovers x with such weights."""
+    divides, and recovers x with such weights. (float16 multiplies too, but its y underflows or
+    overflows with any such weight, which the check finds anyway.)"""
     g = generator(66)
     cases = [(2.0**-126, 30, True), (2.0**-127, 30, False), (2.0**126, -20, True), (2.0**127, -20, False)]
     for slope, exponent, supported in cases:
