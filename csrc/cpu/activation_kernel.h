@@ -216,6 +216,8 @@ inline uint32_t lanes_below(int64_t n) {
 // (|y| >= 2 tiny), the remainder y - q * w of the float division does not
 // underflow (|y| >= 2^-101), and y did not overflow (|y| <= max / 2). The
 // factor 2 covers y's rounding: the bounds are compared with y before it.
+// (Runs of one weight of the 16-bit types test x's storage instead:
+// ParityXRange.)
 template <class T>
 struct SafeRange {
   static constexpr float kLowX = 0x1p-125f;
@@ -231,9 +233,10 @@ struct SafeRange<Half16> {
 
 // The parity bits of the n lanes xv read from xp, whose outputs y (before
 // rounding to T) were stored at op with weights a; or-es the lanes whose x is
-// not recovered into `bad`. A vector with every lane in the safe range is not
-// checked further; any other is recovered from the stored y and compared.
-template <class T, class V>
+// not recovered into `bad`. A whole vector with every lane in the safe range
+// (`range`, a ParityXRange, or without one SafeRange) is not checked further;
+// any other is recovered from the stored y and compared.
+template <class T, class V, class Range>
 ACTX_ALWAYS_INLINE uint32_t parity_bits(
     const T* xp,
     const T* op,
@@ -241,20 +244,27 @@ ACTX_ALWAYS_INLINE uint32_t parity_bits(
     V y,
     V a,
     int64_t n,
+    Range range,
     uint32_t& bad) {
   const bool whole = n == V::kLanes;
   const uint32_t parity =
       whole ? storage_low_bits(xp) : storage_low_bits_partial(xp, n);
-  using R = SafeRange<T>;
   const uint32_t all = lanes_below(n);
-  const uint32_t safe = in_range_bits(
-      xv,
-      y,
-      V::broadcast(R::kLowX),
-      V::broadcast(R::kLowY),
-      V::broadcast(R::kHighY));
-  if ((safe & all) == all) {
-    return parity;
+  if constexpr (std::is_same_v<Range, ParityXRange>) {
+    if (whole && storage_safe_bits(xp, range) == all) {
+      return parity;
+    }
+  } else {
+    using R = SafeRange<T>;
+    const uint32_t safe = in_range_bits(
+        xv,
+        y,
+        V::broadcast(R::kLowX),
+        V::broadcast(R::kLowY),
+        V::broadcast(R::kHighY));
+    if ((safe & all) == all) {
+      return parity;
+    }
   }
   const V stored = whole ? load_in_order(op) : load_partial<V, true>(op, n);
   const uint32_t ok =
@@ -290,8 +300,9 @@ bool forward_loop(
   BitWriter sat_bits{kSat ? sat_out + span.begin / 8 : nullptr};
   uint32_t unrecoverable = 0; // lanes found wanting, or-ed together
   // Elements [i, i + len) of a run; param(j, n) gives the parameters of its
-  // elements j to j + n (per-element parameters in lane order, or one).
-  auto run = [&](int64_t i, int64_t len, auto param, bool in_order) {
+  // elements j to j + n (per-element parameters in lane order, or one);
+  // `range` is parity_bits'.
+  auto run = [&](int64_t i, int64_t len, auto param, bool ordered, auto range) {
     const T* xi = x + i;
     T* oi = out + i;
     int64_t k0 = 0;
@@ -316,9 +327,15 @@ bool forward_loop(
           const V yv = F::forward(xv, m, param(k0 + j, L), k);
           store_in_order(oi + k0 + j, yv);
           if constexpr (kBits == Bits::kParity) {
-            word |=
-                static_cast<uint64_t>(parity_bits<T>(
-                    xi + k0 + j, oi + k0 + j, xv, yv, param(k0 + j, L), L, bad))
+            word |= static_cast<uint64_t>(parity_bits<T>(
+                        xi + k0 + j,
+                        oi + k0 + j,
+                        xv,
+                        yv,
+                        param(k0 + j, L),
+                        L,
+                        range,
+                        bad))
                 << j;
           }
         }
@@ -329,7 +346,7 @@ bool forward_loop(
       }
     }
     for (; k0 + L <= len; k0 += L) {
-      if (kAnyOrder && !in_order) {
+      if (kAnyOrder && !ordered) {
         // param() passed straight in: a named copy of a two-register vector
         // (AVX2 bfloat16) goes through the stack.
         const V xv = load(xi + k0);
@@ -344,7 +361,9 @@ bool forward_loop(
       store_in_order(oi + k0, yv);
       if constexpr (kBits == Bits::kParity) {
         bits.append(
-            parity_bits<T>(xi + k0, oi + k0, xv, yv, param(k0, L), L, bad), L);
+            parity_bits<T>(
+                xi + k0, oi + k0, xv, yv, param(k0, L), L, range, bad),
+            L);
       } else if constexpr (kBits == Bits::kSign) {
         bits.append(positive_bits(m), L);
       }
@@ -361,7 +380,9 @@ bool forward_loop(
       store_partial<V, true>(oi + k0, yv, n);
       if constexpr (kBits == Bits::kParity) {
         bits.append(
-            parity_bits<T>(xi + k0, oi + k0, xv, yv, param(k0, n), n, bad), n);
+            parity_bits<T>(
+                xi + k0, oi + k0, xv, yv, param(k0, n), n, range, bad),
+            n);
       } else if constexpr (kBits == Bits::kSign) {
         bits.append(positive_bits(m) & lanes_below(n), n);
       }
@@ -381,11 +402,18 @@ bool forward_loop(
         return n == L ? V::load_compute(pc + j)
                       : load_compute_partial<V>(pc + j, n);
       };
-      run(i, len, params, true);
+      run(i, len, params, true, nullptr);
     } else {
       const V param = V::broadcast(p[c]);
+      auto range = [&] {
+        if constexpr (kBits == Bits::kParity && kRecoverByReciprocal<T>) {
+          return parity_x_range<T>(p[c]);
+        } else {
+          return nullptr;
+        }
+      };
       run(
-          i, len, [&](int64_t, int64_t) { return param; }, false);
+          i, len, [&](int64_t, int64_t) { return param; }, false, range());
     }
   });
   if constexpr (!kAnyOrder) {

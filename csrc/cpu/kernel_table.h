@@ -7,6 +7,8 @@
 // behind that the linker could pick for callers on a CPU without those
 // instructions.
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -147,6 +149,86 @@ inline uint32_t low_bit(const T& v) {
   std::conditional_t<sizeof(T) == 4, uint32_t, uint16_t> b;
   std::memcpy(&b, &v, sizeof b);
   return b & 1u;
+}
+
+// The parts of a 16-bit storage type that parity_x_range reads: where its
+// lowest bit lies in a float's bits (kShift) and what turns a float's bits in
+// its normal range into its own (subtracting kRebias, shifting by kShift).
+template <class T>
+struct StorageFormat;
+template <>
+struct StorageFormat<Half16> {
+  static constexpr int kShift = 13;
+  static constexpr uint32_t kRebias = uint32_t{127 - 15} << 23;
+  static constexpr float kTiny = 0x1p-14f;
+  static constexpr float kMax = 65504.0f;
+  static constexpr uint16_t kInfinity = 0x7C00;
+};
+template <>
+struct StorageFormat<BFloat16> {
+  static constexpr int kShift = 16;
+  static constexpr uint32_t kRebias = 0;
+  static constexpr float kTiny = 0x1p-126f;
+  static constexpr float kMax = 0x1.FEp127f;
+  static constexpr uint16_t kInfinity = 0x7F80;
+};
+
+// The storage of the least (kUp) or greatest T value >= v (<= v), for v in
+// T's normal range.
+template <class T, bool kUp>
+inline uint16_t storage_bits_near(double v) {
+  using S = StorageFormat<T>;
+  float f = static_cast<float>(v);
+  if (kUp ? static_cast<double>(f) < v : static_cast<double>(f) > v) {
+    f = std::nextafter(f, kUp ? std::numeric_limits<float>::infinity() : 0.0f);
+  }
+  uint32_t b;
+  std::memcpy(&b, &f, sizeof b);
+  const uint32_t below = b & ((uint32_t{1} << S::kShift) - 1);
+  return static_cast<uint16_t>(
+      ((b - S::kRebias) >> S::kShift) + (kUp && below != 0 ? 1 : 0));
+}
+
+// The 16-bit x of a run of one weight w whose parity bits give x back without
+// a check: x's storage at most `nonnegative` (x >= +0, +inf included, NaN not:
+// y is x or +0), or x's storage less `start` at most `span` (16-bit unsigned
+// arithmetic): the x < 0 with |x| in [a, b], where a >= max(tiny, 4 tiny / w)
+// and, for w > 1, b <= max / (2 w). Then x is normal and y = w * x, rounded to
+// float and to T, lies in [2 tiny, max]: rounded on T's normal grid, as
+// recovered_input's argument needs; w and 1 / w are normal floats
+// (parity_weight_supported). Any other weight gives the x >= +0 alone. Other
+// elements are recovered and compared.
+struct ParityXRange {
+  uint16_t nonnegative;
+  uint16_t start;
+  uint16_t span;
+};
+template <class T>
+inline ParityXRange parity_x_range(float w) {
+  using S = StorageFormat<T>;
+  constexpr ParityXRange kNonNegative{S::kInfinity, 0, S::kInfinity};
+  if (!(w >= 0x1p-126f && w <= 0x1p126f)) {
+    return kNonNegative;
+  }
+  const double low = std::max(
+      static_cast<double>(S::kTiny), 4.0 * static_cast<double>(S::kTiny) / w);
+  const double high =
+      w <= 1.0f ? static_cast<double>(S::kMax) : S::kMax / (2.0 * w);
+  if (low > S::kMax || high < S::kTiny) {
+    return kNonNegative;
+  }
+  const uint16_t a = storage_bits_near<T, true>(low);
+  const uint16_t b = storage_bits_near<T, false>(high);
+  if (a > b) {
+    return kNonNegative;
+  }
+  return {
+      S::kInfinity,
+      static_cast<uint16_t>(0x8000 | a),
+      static_cast<uint16_t>(b - a)};
+}
+inline bool in_parity_x_range(uint16_t x, ParityXRange r) {
+  return x <= r.nonnegative || static_cast<uint16_t>(x - r.start) <= r.span;
 }
 
 struct KernelTable {

@@ -145,11 +145,14 @@ inline uint32_t storage_low_bits(const float* p) {
   return static_cast<uint32_t>(
       _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v, 31))));
 }
-// 16-bit elements: each low bit shifted to the top, packed to bytes (the
-// saturation keeps the sign) and gathered.
+// The sign bits of 16-bit lanes, packed to bytes (the saturation keeps the
+// sign) and gathered.
+inline uint32_t sign_bits_16(__m128i lo, __m128i hi) {
+  return static_cast<uint32_t>(_mm_movemask_epi8(_mm_packs_epi16(lo, hi)));
+}
+// 16-bit elements: each low bit shifted to the top.
 inline uint32_t low_bits_16(__m128i lo, __m128i hi) {
-  return static_cast<uint32_t>(_mm_movemask_epi8(
-      _mm_packs_epi16(_mm_slli_epi16(lo, 15), _mm_slli_epi16(hi, 15))));
+  return sign_bits_16(_mm_slli_epi16(lo, 15), _mm_slli_epi16(hi, 15));
 }
 inline uint32_t storage_low_bits(const Half16* p) { // 8 lanes
   return low_bits_16(
@@ -159,6 +162,26 @@ inline uint32_t storage_low_bits(const Half16* p) { // 8 lanes
 inline uint32_t storage_low_bits(const BFloat16* p) { // 16 lanes
   const auto* q = reinterpret_cast<const __m128i*>(p);
   return low_bits_16(_mm_loadu_si128(q), _mm_loadu_si128(q + 1));
+}
+// All ones in the 16-bit lanes where a <= b, unsigned: min(a, b) == a.
+inline __m128i at_most_u16(__m128i a, __m128i b) {
+  return _mm_cmpeq_epi16(_mm_min_epu16(a, b), a);
+}
+// All ones in the lanes of 8 elements of 16-bit storage in a ParityXRange
+// (kernel_table.h).
+inline __m128i storage_safe_lanes_16(const void* x, ParityXRange r) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x));
+  return _mm_or_si128(
+      at_most_u16(v, _mm_set1_epi16(r.nonnegative)),
+      at_most_u16(
+          _mm_sub_epi16(v, _mm_set1_epi16(r.start)), _mm_set1_epi16(r.span)));
+}
+inline uint32_t storage_safe_bits(const Half16* x, ParityXRange r) {
+  return sign_bits_16(storage_safe_lanes_16(x, r), _mm_setzero_si128());
+}
+inline uint32_t storage_safe_bits(const BFloat16* x, ParityXRange r) {
+  return sign_bits_16(
+      storage_safe_lanes_16(x, r), storage_safe_lanes_16(x + 8, r));
 }
 
 template <int kShift, bool kByReciprocal>

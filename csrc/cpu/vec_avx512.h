@@ -145,6 +145,18 @@ inline uint32_t storage_low_bits_16(const void* p) {
 inline uint32_t storage_low_bits(const Half16* p) {
   return storage_low_bits_16(p);
 }
+// The lanes of 16 (32) elements of 16-bit storage in a ParityXRange
+// (kernel_table.h).
+inline uint32_t storage_safe_bits_16(const void* x, ParityXRange r) {
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
+  return _mm256_cmple_epu16_mask(v, _mm256_set1_epi16(r.nonnegative)) |
+      _mm256_cmple_epu16_mask(
+             _mm256_sub_epi16(v, _mm256_set1_epi16(r.start)),
+             _mm256_set1_epi16(r.span));
+}
+inline uint32_t storage_safe_bits(const Half16* x, ParityXRange r) {
+  return storage_safe_bits_16(x, r);
+}
 
 // The x <= 0 with y = w * x rounded to a storage type whose lowest bit is bit
 // kShift of a float: the quotient y / w truncated to that type's grid (the
@@ -254,6 +266,13 @@ inline __m256i round_to_bfloat16(VecF v) {
 inline uint32_t storage_low_bits(const BFloat16* p) { // 32 lanes
   return _mm512_test_epi16_mask(_mm512_loadu_si512(p), _mm512_set1_epi16(1));
 }
+inline uint32_t storage_safe_bits(const BFloat16* x, ParityXRange r) {
+  const __m512i v = _mm512_loadu_si512(x);
+  return _mm512_cmple_epu16_mask(v, _mm512_set1_epi16(r.nonnegative)) |
+      _mm512_cmple_epu16_mask(
+             _mm512_sub_epi16(v, _mm512_set1_epi16(r.start)),
+             _mm512_set1_epi16(r.span));
+}
 
 template <>
 struct VecOf<BFloat16> {
@@ -291,6 +310,9 @@ inline void store(BFloat16* p, VecBF v) {
 #else
 inline uint32_t storage_low_bits(const BFloat16* p) {
   return storage_low_bits_16(p);
+}
+inline uint32_t storage_safe_bits(const BFloat16* x, ParityXRange r) {
+  return storage_safe_bits_16(x, r);
 }
 
 // 16 bfloat16 values as floats (their bits shifted up).

@@ -83,6 +83,13 @@ template <class T>
 inline uint32_t storage_low_bits(const T* p) {
   return low_bit(*p);
 }
+// 16-bit types: whether the element is in the run's ParityXRange.
+template <class T>
+inline uint32_t storage_safe_bits(const T* x, ParityXRange r) {
+  uint16_t b;
+  std::memcpy(&b, x, sizeof b);
+  return in_parity_x_range(b, r) ? 1u : 0u;
+}
 
 template <int kShift, bool kByReciprocal>
 inline Lane<float> recover_negative(

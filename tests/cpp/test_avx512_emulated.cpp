@@ -185,6 +185,8 @@ inline simde__mmask16 fpclass_ps_mask(simde__m512 v, int classes) {
 #define _mm512_add_epi32 emulated::add_epi32
 #undef _mm512_mask_sub_epi32
 #define _mm512_mask_sub_epi32 emulated::mask_sub_epi32
+// SIMDe has the function, but its native alias is misspelled (_mm512_...).
+#define _mm256_cmple_epu16_mask simde_mm256_cmple_epu16_mask
 
 // The mask types, which SIMDe names only with its prefix.
 using __mmask16 = simde__mmask16;

@@ -120,6 +120,42 @@ def test_every_half_value_is_recovered(dtype, layout):
 
 
 @pytest.mark.usefixtures("capability")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_every_half_value_is_recovered_in_runs_of_one_weight(dtype):
+    """Channels of one weight (NCHW-like, inner 64): there the kernels skip the check of a vector
+    whose x all lie in the weight's range (kernel_table.h, ParityXRange). Each channel holds 64
+    copies of one value, so that every vector is all of one value, in that range or not; grad_output
+    2^-6 makes the channel's weight gradient that value, exactly. A value that does not come back
+    must make the forward say so: checked alone for those nearest the values that do, on both
+    sides, where a range too wide would take them in."""
+    values = negative_values(dtype)
+    n = values.numel()
+    x = values.reshape(1, n, 1).expand(1, n, 64).contiguous()
+    grad = torch.full_like(x, 2.0**-6)
+    g = generator(67)
+    slopes = [0.25, 0.3, 0.7, 1.0, 1.7, 3.3, 1e-3, 90.0, 1 - 2**-8, 1 + 2**-7, 2 - 2**-7, 0.5 + 2**-9]
+    slopes += [2.0**-126, 2.0**126, 2.0**-20, 2.0**20, 1e-30, 1e30]
+    slopes += (2.0 ** (torch.rand(8, generator=g) * 16 - 8)).tolist()
+    for slope in slopes:
+        # float32 weights holding the slope as a float16 or bfloat16 weight would, and as itself.
+        for w_value in {float(torch.tensor(slope).to(dtype)), slope}:
+            if not 0 < w_value < float("inf"):
+                continue
+            w = torch.full((n,), w_value)
+            y, parity, _ = A._prelu_with_parity(x, w)
+            recovered = A._prelu_backward_from_parity(grad, parity, y, w)[1]
+            must = normal_or_zero(values, torch.tensor(w_value))
+            if 2.0**-8 <= w_value <= 2.0**8:
+                assert must.sum() > n // 2, w_value
+            assert torch.equal(recovered[must], values[must].float()), (dtype, w_value)
+            lost = recovered != values.float()
+            small = values.abs() < 1  # values ascend in magnitude
+            for v in torch.cat([values[lost & small][-16:], values[lost & ~small][:16]]):
+                alone = v.reshape(1, 1, 1).expand(1, 1, 64).contiguous()
+                assert not bool(A._prelu_with_parity(alone, w[:1])[2]), (dtype, w_value, float(v))
+
+
+@pytest.mark.usefixtures("capability")
 def test_float32_values_at_the_edges_of_binades_are_recovered():
     # x and w next to powers of two, where the grid's step changes.
     ends = torch.tensor([0, 1, 2, 3, 2**23 - 3, 2**23 - 2, 2**23 - 1], dtype=torch.float64)
