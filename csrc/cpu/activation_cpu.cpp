@@ -138,6 +138,29 @@ void prepare_weights(
   lw.data = w;
 }
 
+// The ParityXRange of each of the call's weights `w` (one per channel), laid
+// out as lw lays out the weights (expanded or not).
+template <class T, class acc_t>
+void parity_x_ranges(
+    const Params& params,
+    const acc_t* w,
+    const LoopWeights<acc_t>& lw,
+    std::vector<uint16_t>& start,
+    std::vector<uint16_t>& span) {
+  const int64_t channels = params.channels;
+  std::vector<uint16_t> channel_start(channels);
+  std::vector<uint16_t> channel_span(channels);
+  fill_parity_x_ranges<T>(
+      w, channels, channel_start.data(), channel_span.data());
+  start.resize(lw.channels);
+  span.resize(lw.channels);
+  for (int64_t j = 0; j < lw.channels; ++j) {
+    const int64_t c = lw.expanded ? (j / params.inner) % channels : j;
+    start[j] = channel_start[c];
+    span[j] = channel_span[c];
+  }
+}
+
 // Writes the weight gradient (one value per channel) into call.grad_param, in
 // its dtype.
 template <class scalar_t, class acc_t>
@@ -198,6 +221,20 @@ struct CpuBackend {
           TORCH_INTERNAL_ASSERT(
               call.bits != Bits::kParity || parity != nullptr,
               "no parity kernels for float64");
+          // The call's own weights: lw may hold them expanded many times.
+          std::vector<acc_t> converted;
+          const acc_t* w = parity == nullptr
+              ? nullptr
+              : weights_as_compute_type<scalar_t>(
+                    call.params, call.x, converted);
+          std::vector<uint16_t> range_start;
+          std::vector<uint16_t> range_span;
+          if constexpr (kRecoverByReciprocal<T>) {
+            if (parity != nullptr) {
+              parity_x_ranges<T>(call.params, w, lw, range_start, range_span);
+            }
+          }
+          const ParityXRanges ranges{range_start.data(), range_span.data()};
           std::atomic<bool> recoverable{true};
           at::parallel_for(
               0, ceil_div(n, 8), kGrain / 8, [&](int64_t first, int64_t last) {
@@ -206,7 +243,8 @@ struct CpuBackend {
                 if (parity == nullptr) {
                   kernels.forward_with_bits(
                       x, lw.data, out, bits, saturation, call.scalars, span);
-                } else if (!parity->forward(x, lw.data, out, bits, span)) {
+                } else if (!parity->forward(
+                               x, lw.data, ranges, out, bits, span)) {
                   recoverable = false;
                 }
               });
@@ -214,10 +252,6 @@ struct CpuBackend {
             // The kernels' check presumes weights > 0 (y > 0 then stands for
             // x > 0, and a NaN quotient for a NaN x) and, for the 16-bit
             // types, a normal reciprocal (parity_weight_supported).
-            // The call's own weights: lw may hold them expanded many times.
-            std::vector<acc_t> converted;
-            const acc_t* w = weights_as_compute_type<scalar_t>(
-                call.params, call.x, converted);
             const bool weights_supported = std::all_of(
                 w, w + call.params.channels, parity_weight_supported<T>);
             call.recoverable.fill_(weights_supported && recoverable.load());

@@ -20,8 +20,10 @@
 #ifndef ACTX_ALWAYS_INLINE
 #if defined(__GNUC__) || defined(__clang__)
 #define ACTX_ALWAYS_INLINE inline __attribute__((always_inline))
+#define ACTX_ALWAYS_INLINE_LAMBDA __attribute__((always_inline))
 #else
 #define ACTX_ALWAYS_INLINE inline
+#define ACTX_ALWAYS_INLINE_LAMBDA
 #endif
 #endif
 
@@ -216,8 +218,7 @@ inline uint32_t lanes_below(int64_t n) {
 // (|y| >= 2 tiny), the remainder y - q * w of the float division does not
 // underflow (|y| >= 2^-101), and y did not overflow (|y| <= max / 2). The
 // factor 2 covers y's rounding: the bounds are compared with y before it.
-// (Runs of one weight of the 16-bit types test x's storage instead:
-// ParityXRange.)
+// (The 16-bit types test x's storage instead: ParityXRange.)
 template <class T>
 struct SafeRange {
   static constexpr float kLowX = 0x1p-125f;
@@ -231,11 +232,34 @@ struct SafeRange<Half16> {
   static constexpr float kHighY = 32752.0f;
 };
 
+// Where a vector of the 16-bit types finds its lanes' ParityXRange bounds
+// (kernel_table.h): per element, moving with the elements, or in a run of one
+// weight, kLanes copies of its one range. NoRanges: float's SafeRange.
+struct RangesPerElement {
+  const uint16_t* start;
+  const uint16_t* span;
+  RangesPerElement at(int64_t k) const {
+    return {start + k, span + k};
+  }
+};
+struct RangesOfRun {
+  const uint16_t* start;
+  const uint16_t* span;
+  RangesOfRun at(int64_t) const {
+    return *this;
+  }
+};
+struct NoRanges {
+  NoRanges at(int64_t) const {
+    return *this;
+  }
+};
+
 // The parity bits of the n lanes xv read from xp, whose outputs y (before
 // rounding to T) were stored at op with weights a; or-es the lanes whose x is
 // not recovered into `bad`. A whole vector with every lane in the safe range
-// (`range`, a ParityXRange, or without one SafeRange) is not checked further;
-// any other is recovered from the stored y and compared.
+// (`range`, or without one SafeRange) is not checked further; any other is
+// recovered from the stored y and compared.
 template <class T, class V, class Range>
 ACTX_ALWAYS_INLINE uint32_t parity_bits(
     const T* xp,
@@ -250,8 +274,8 @@ ACTX_ALWAYS_INLINE uint32_t parity_bits(
   const uint32_t parity =
       whole ? storage_low_bits(xp) : storage_low_bits_partial(xp, n);
   const uint32_t all = lanes_below(n);
-  if constexpr (std::is_same_v<Range, ParityXRange>) {
-    if (whole && storage_safe_bits(xp, range) == all) {
+  if constexpr (!std::is_same_v<Range, NoRanges>) {
+    if (whole && storage_safe_bits(xp, range.start, range.span) == all) {
       return parity;
     }
   } else {
@@ -286,7 +310,8 @@ bool forward_loop(
     uint8_t* bits_out,
     uint8_t* sat_out,
     const FormulaScalars& scalars,
-    Span span) {
+    Span span,
+    ParityXRanges ranges = {}) {
   using V = Vec<T>;
   constexpr int64_t L = V::kLanes;
   static_assert(
@@ -301,8 +326,12 @@ bool forward_loop(
   uint32_t unrecoverable = 0; // lanes found wanting, or-ed together
   // Elements [i, i + len) of a run; param(j, n) gives the parameters of its
   // elements j to j + n (per-element parameters in lane order, or one);
-  // `range` is parity_bits'.
-  auto run = [&](int64_t i, int64_t len, auto param, bool ordered, auto range) {
+  // range.at(j), parity_bits' range for element j on.
+  auto run = [&](int64_t i,
+                 int64_t len,
+                 auto param,
+                 bool ordered,
+                 auto range) ACTX_ALWAYS_INLINE_LAMBDA {
     const T* xi = x + i;
     T* oi = out + i;
     int64_t k0 = 0;
@@ -334,7 +363,7 @@ bool forward_loop(
                         yv,
                         param(k0 + j, L),
                         L,
-                        range,
+                        range.at(k0 + j),
                         bad))
                 << j;
           }
@@ -362,7 +391,7 @@ bool forward_loop(
       if constexpr (kBits == Bits::kParity) {
         bits.append(
             parity_bits<T>(
-                xi + k0, oi + k0, xv, yv, param(k0, L), L, range, bad),
+                xi + k0, oi + k0, xv, yv, param(k0, L), L, range.at(k0), bad),
             L);
       } else if constexpr (kBits == Bits::kSign) {
         bits.append(positive_bits(m), L);
@@ -381,7 +410,7 @@ bool forward_loop(
       if constexpr (kBits == Bits::kParity) {
         bits.append(
             parity_bits<T>(
-                xi + k0, oi + k0, xv, yv, param(k0, n), n, range, bad),
+                xi + k0, oi + k0, xv, yv, param(k0, n), n, range.at(k0), bad),
             n);
       } else if constexpr (kBits == Bits::kSign) {
         bits.append(positive_bits(m) & lanes_below(n), n);
@@ -395,6 +424,9 @@ bool forward_loop(
     }
     unrecoverable |= bad;
   };
+  // The 16-bit types' parity check reads x's storage (ParityXRange).
+  constexpr bool kStorageRanges =
+      kBits == Bits::kParity && kRecoverByReciprocal<T>;
   for_each_run(span, [&](int64_t i, int64_t len, int64_t c, auto per_element) {
     if constexpr (decltype(per_element)::value) {
       const compute_t<T>* pc = p + c;
@@ -402,18 +434,27 @@ bool forward_loop(
         return n == L ? V::load_compute(pc + j)
                       : load_compute_partial<V>(pc + j, n);
       };
-      run(i, len, params, true, nullptr);
+      if constexpr (kStorageRanges) {
+        run(i,
+            len,
+            params,
+            true,
+            RangesPerElement{ranges.start + c, ranges.span + c});
+      } else {
+        run(i, len, params, true, NoRanges{});
+      }
     } else {
       const V param = V::broadcast(p[c]);
-      auto range = [&] {
-        if constexpr (kBits == Bits::kParity && kRecoverByReciprocal<T>) {
-          return parity_x_range<T>(p[c]);
-        } else {
-          return nullptr;
-        }
-      };
-      run(
-          i, len, [&](int64_t, int64_t) { return param; }, false, range());
+      auto params = [&](int64_t, int64_t) { return param; };
+      if constexpr (kStorageRanges) {
+        uint16_t start[L];
+        uint16_t span[L];
+        std::fill_n(start, L, ranges.start[c]);
+        std::fill_n(span, L, ranges.span[c]);
+        run(i, len, params, false, RangesOfRun{start, span});
+      } else {
+        run(i, len, params, false, NoRanges{});
+      }
     }
   });
   if constexpr (!kAnyOrder) {
@@ -710,11 +751,12 @@ template <class T>
 bool forward_with_parity_kernel(
     const T* x,
     const compute_t<T>* w,
+    ParityXRanges ranges,
     T* out,
     uint8_t* parity,
     Span span) {
   return forward_loop<PreluFormula, T, Bits::kParity>(
-      x, w, out, parity, nullptr, FormulaScalars{}, span);
+      x, w, out, parity, nullptr, FormulaScalars{}, span, ranges);
 }
 
 template <class T>

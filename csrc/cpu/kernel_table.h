@@ -116,41 +116,6 @@ inline bool parity_weight_supported(compute_t<T> w) {
   }
 }
 
-// prelu's parity bits (the lowest bit of x[i]'s storage), with which the
-// backward recovers x from the output where the weight is positive
-// (activation_kernel.h, recovered_input). None for double, whose quotients
-// have no wider type for the reference path to check.
-template <class T>
-struct ParityKernels {
-  // prelu, also writing the parity bits; returns whether every x[i] is
-  // recovered from (out[i], weight, bit).
-  bool (*forward)(
-      const T* x,
-      const compute_t<T>* weight,
-      T* out,
-      uint8_t* parity,
-      Span span);
-  // prelu's backward with x recovered from the output `y`; grad_weight is not
-  // null.
-  void (*backward)(
-      const T* grad_output,
-      const uint8_t* parity,
-      const T* y,
-      const compute_t<T>* weight,
-      T* grad_input,
-      compute_t<T>* grad_weight,
-      Span span);
-};
-
-// The lowest bit of an element's storage.
-template <class T>
-inline uint32_t low_bit(const T& v) {
-  static_assert(sizeof(T) == 4 || sizeof(T) == 2, "float, half types");
-  std::conditional_t<sizeof(T) == 4, uint32_t, uint16_t> b;
-  std::memcpy(&b, &v, sizeof b);
-  return b & 1u;
-}
-
 // The parts of a 16-bit storage type that parity_x_range reads: where its
 // lowest bit lies in a float's bits (kShift) and what turns a float's bits in
 // its normal range into its own (subtracting kRebias, shifting by kShift).
@@ -229,6 +194,62 @@ inline ParityXRange parity_x_range(float w) {
 }
 inline bool in_parity_x_range(uint16_t x, ParityXRange r) {
   return x <= r.nonnegative || static_cast<uint16_t>(x - r.start) <= r.span;
+}
+// The weights' ParityXRange as two arrays parallel to the loops' weights (the
+// nonnegative bound is T's infinity): what the forward with parity bits of the
+// 16-bit types reads (ParityKernels::forward).
+struct ParityXRanges {
+  const uint16_t* start = nullptr;
+  const uint16_t* span = nullptr;
+};
+template <class T>
+inline void fill_parity_x_ranges(
+    const float* w,
+    int64_t n,
+    uint16_t* start,
+    uint16_t* span) {
+  for (int64_t k = 0; k < n; ++k) {
+    const ParityXRange r = parity_x_range<T>(w[k]);
+    start[k] = r.start;
+    span[k] = r.span;
+  }
+}
+
+// prelu's parity bits (the lowest bit of x[i]'s storage), with which the
+// backward recovers x from the output where the weight is positive
+// (activation_kernel.h, recovered_input). None for double, whose quotients
+// have no wider type for the reference path to check.
+template <class T>
+struct ParityKernels {
+  // prelu, also writing the parity bits; returns whether every x[i] is
+  // recovered from (out[i], weight, bit). For float16 and bfloat16, `ranges`
+  // holds the weights' ParityXRange (fill_parity_x_ranges); float ignores it.
+  bool (*forward)(
+      const T* x,
+      const compute_t<T>* weight,
+      ParityXRanges ranges,
+      T* out,
+      uint8_t* parity,
+      Span span);
+  // prelu's backward with x recovered from the output `y`; grad_weight is not
+  // null.
+  void (*backward)(
+      const T* grad_output,
+      const uint8_t* parity,
+      const T* y,
+      const compute_t<T>* weight,
+      T* grad_input,
+      compute_t<T>* grad_weight,
+      Span span);
+};
+
+// The lowest bit of an element's storage.
+template <class T>
+inline uint32_t low_bit(const T& v) {
+  static_assert(sizeof(T) == 4 || sizeof(T) == 2, "float, half types");
+  std::conditional_t<sizeof(T) == 4, uint32_t, uint16_t> b;
+  std::memcpy(&b, &v, sizeof b);
+  return b & 1u;
 }
 
 struct KernelTable {

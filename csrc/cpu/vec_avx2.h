@@ -167,21 +167,36 @@ inline uint32_t storage_low_bits(const BFloat16* p) { // 16 lanes
 inline __m128i at_most_u16(__m128i a, __m128i b) {
   return _mm_cmpeq_epi16(_mm_min_epu16(a, b), a);
 }
-// All ones in the lanes of 8 elements of 16-bit storage in a ParityXRange
-// (kernel_table.h).
-inline __m128i storage_safe_lanes_16(const void* x, ParityXRange r) {
+// All ones in the lanes of 8 elements of 16-bit storage x in their
+// ParityXRange (kernel_table.h), whose bounds start at `start` and `span`.
+inline __m128i storage_safe_lanes_16(
+    const void* x,
+    const uint16_t* start,
+    const uint16_t* span,
+    uint16_t nonnegative) {
   const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x));
+  const __m128i low = _mm_loadu_si128(reinterpret_cast<const __m128i*>(start));
+  const __m128i width = _mm_loadu_si128(reinterpret_cast<const __m128i*>(span));
   return _mm_or_si128(
-      at_most_u16(v, _mm_set1_epi16(r.nonnegative)),
-      at_most_u16(
-          _mm_sub_epi16(v, _mm_set1_epi16(r.start)), _mm_set1_epi16(r.span)));
+      at_most_u16(v, _mm_set1_epi16(nonnegative)),
+      at_most_u16(_mm_sub_epi16(v, low), width));
 }
-inline uint32_t storage_safe_bits(const Half16* x, ParityXRange r) {
-  return sign_bits_16(storage_safe_lanes_16(x, r), _mm_setzero_si128());
-}
-inline uint32_t storage_safe_bits(const BFloat16* x, ParityXRange r) {
+inline uint32_t storage_safe_bits(
+    const Half16* x,
+    const uint16_t* start,
+    const uint16_t* span) {
   return sign_bits_16(
-      storage_safe_lanes_16(x, r), storage_safe_lanes_16(x + 8, r));
+      storage_safe_lanes_16(x, start, span, StorageFormat<Half16>::kInfinity),
+      _mm_setzero_si128());
+}
+inline uint32_t storage_safe_bits(
+    const BFloat16* x,
+    const uint16_t* start,
+    const uint16_t* span) {
+  constexpr uint16_t kInfinity = StorageFormat<BFloat16>::kInfinity;
+  return sign_bits_16(
+      storage_safe_lanes_16(x, start, span, kInfinity),
+      storage_safe_lanes_16(x + 8, start + 8, span + 8, kInfinity));
 }
 
 template <int kShift, bool kByReciprocal>

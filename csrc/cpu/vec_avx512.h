@@ -145,17 +145,27 @@ inline uint32_t storage_low_bits_16(const void* p) {
 inline uint32_t storage_low_bits(const Half16* p) {
   return storage_low_bits_16(p);
 }
-// The lanes of 16 (32) elements of 16-bit storage in a ParityXRange
-// (kernel_table.h).
-inline uint32_t storage_safe_bits_16(const void* x, ParityXRange r) {
+// The lanes of 16 (32) elements of 16-bit storage x in their ParityXRange
+// (kernel_table.h), whose bounds start at `start` and `span`: the storage at
+// most `nonnegative`, or less start at most span (unsigned).
+inline uint32_t storage_safe_bits_16(
+    const void* x,
+    const uint16_t* start,
+    const uint16_t* span,
+    uint16_t nonnegative) {
   const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
-  return _mm256_cmple_epu16_mask(v, _mm256_set1_epi16(r.nonnegative)) |
-      _mm256_cmple_epu16_mask(
-             _mm256_sub_epi16(v, _mm256_set1_epi16(r.start)),
-             _mm256_set1_epi16(r.span));
+  const __m256i low =
+      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(start));
+  const __m256i width =
+      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(span));
+  return _mm256_cmple_epu16_mask(v, _mm256_set1_epi16(nonnegative)) |
+      _mm256_cmple_epu16_mask(_mm256_sub_epi16(v, low), width);
 }
-inline uint32_t storage_safe_bits(const Half16* x, ParityXRange r) {
-  return storage_safe_bits_16(x, r);
+inline uint32_t storage_safe_bits(
+    const Half16* x,
+    const uint16_t* start,
+    const uint16_t* span) {
+  return storage_safe_bits_16(x, start, span, StorageFormat<Half16>::kInfinity);
 }
 
 // The x <= 0 with y = w * x rounded to a storage type whose lowest bit is bit
@@ -266,12 +276,16 @@ inline __m256i round_to_bfloat16(VecF v) {
 inline uint32_t storage_low_bits(const BFloat16* p) { // 32 lanes
   return _mm512_test_epi16_mask(_mm512_loadu_si512(p), _mm512_set1_epi16(1));
 }
-inline uint32_t storage_safe_bits(const BFloat16* x, ParityXRange r) {
+inline uint32_t storage_safe_bits(
+    const BFloat16* x,
+    const uint16_t* start,
+    const uint16_t* span) {
   const __m512i v = _mm512_loadu_si512(x);
-  return _mm512_cmple_epu16_mask(v, _mm512_set1_epi16(r.nonnegative)) |
+  return _mm512_cmple_epu16_mask(
+             v, _mm512_set1_epi16(StorageFormat<BFloat16>::kInfinity)) |
       _mm512_cmple_epu16_mask(
-             _mm512_sub_epi16(v, _mm512_set1_epi16(r.start)),
-             _mm512_set1_epi16(r.span));
+             _mm512_sub_epi16(v, _mm512_loadu_si512(start)),
+             _mm512_loadu_si512(span));
 }
 
 template <>
@@ -311,8 +325,12 @@ inline void store(BFloat16* p, VecBF v) {
 inline uint32_t storage_low_bits(const BFloat16* p) {
   return storage_low_bits_16(p);
 }
-inline uint32_t storage_safe_bits(const BFloat16* x, ParityXRange r) {
-  return storage_safe_bits_16(x, r);
+inline uint32_t storage_safe_bits(
+    const BFloat16* x,
+    const uint16_t* start,
+    const uint16_t* span) {
+  return storage_safe_bits_16(
+      x, start, span, StorageFormat<BFloat16>::kInfinity);
 }
 
 // 16 bfloat16 values as floats (their bits shifted up).

@@ -83,12 +83,18 @@ template <class T>
 inline uint32_t storage_low_bits(const T* p) {
   return low_bit(*p);
 }
-// 16-bit types: whether the element is in the run's ParityXRange.
+// 16-bit types: whether the element is in its ParityXRange, whose bounds are
+// *start and *span.
 template <class T>
-inline uint32_t storage_safe_bits(const T* x, ParityXRange r) {
+inline uint32_t storage_safe_bits(
+    const T* x,
+    const uint16_t* start,
+    const uint16_t* span) {
   uint16_t b;
   std::memcpy(&b, x, sizeof b);
-  return in_parity_x_range(b, r) ? 1u : 0u;
+  return in_parity_x_range(b, {StorageFormat<T>::kInfinity, *start, *span})
+      ? 1u
+      : 0u;
 }
 
 template <int kShift, bool kByReciprocal>

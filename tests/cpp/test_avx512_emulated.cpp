@@ -501,6 +501,13 @@ void check_formula(
               *parity_kernels_for<T>(*avx512::kernel_table());
           const ParityKernels<T>& pr =
               *parity_kernels_for<T>(*scalar::kernel_table());
+          std::vector<uint16_t> start(channels);
+          std::vector<uint16_t> span(channels);
+          if constexpr (kRecoverByReciprocal<T>) {
+            fill_parity_x_ranges<T>(
+                wp.data(), channels, start.data(), span.data());
+          }
+          const ParityXRanges ranges{start.data(), span.data()};
           check_bits(
               [&](bool emulate,
                   const C* weights,
@@ -509,7 +516,7 @@ void check_formula(
                   uint8_t*,
                   Span s) {
                 return (emulate ? pe : pr)
-                    .forward(x.data(), weights, y, bits, s);
+                    .forward(x.data(), weights, ranges, y, bits, s);
               },
               [&](bool emulate,
                   const uint8_t* bits,

@@ -228,6 +228,19 @@ def test_an_output_that_overflowed_is_not_recoverable(dtype, layout):
 
 
 @pytest.mark.usefixtures("capability")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_per_element_ranges_follow_their_weights(dtype):
+    """Per-element weights (channels last) give each lane its own range: x whose product with 90
+    overflows, beside x = -1, with weights 90 and 0.25 in turn. With the lanes' ranges crossed, the
+    overflowing x would pass in 0.25's range unchecked."""
+    big = float(torch.finfo(dtype).max) / 2
+    x = torch.tensor([-big, -1.0] * 32, dtype=dtype).reshape(1, 64)
+    w = torch.tensor([90.0, 0.25] * 32, dtype=dtype)
+    assert not bool(A._prelu_with_parity(x, w)[2])
+    assert bool(A._prelu_with_parity(x[:, 1::2], w[1::2])[2])  # the x = -1 alone come back
+
+
+@pytest.mark.usefixtures("capability")
 def test_bfloat16_weights_without_a_normal_reciprocal_are_not_recoverable():
     """bfloat16 recovers x <= 0 as y * (1 / w): a weight outside [2^-126, 2^126] makes the call
     unrecoverable, so that autograd keeps x instead, and the gradients stay exact. float32 still
