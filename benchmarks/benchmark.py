@@ -101,6 +101,20 @@ def make_cases(quick: bool):
                 },
                 None,
             )
+            # The forward of a training step: what autograd keeps for the backward is computed too
+            # (actx: parity bits beside the output; torch: a reference to x).
+            leaves = [x.detach().requires_grad_(), w.detach().requires_grad_()]
+            yield (
+                "prelu forward, training",
+                dtype_name,
+                layout,
+                {
+                    "actx": lambda a=leaves: torch.ops.actx.prelu(*a),
+                    "torch": lambda a=leaves: F.prelu(*a),
+                    "floor": forward_floor,
+                },
+                None,
+            )
             yield (
                 "leaky_relu backward",
                 dtype_name,

@@ -30,7 +30,7 @@ def test_benchmark_writes_table_json_and_chart(tmp_path, capsys):
     result = json.loads((tmp_path / "benchmark.json").read_text())
     assert (tmp_path / "benchmark.png").stat().st_size > 0
     cases = {row["case"] for row in result["rows"]}
-    assert cases == {"prelu forward", "prelu backward"}
+    assert cases == {"prelu forward", "prelu forward, training", "prelu backward"}
     for row in result["rows"]:
         assert row["threads"] == 1 and row["dtype"] == "float32" and row["layout"] == "nchw"
         assert row["actx_ms"] > 0 and row["torch_ms"] > 0 and row["floor_ms"] > 0
