@@ -212,29 +212,22 @@ inline uint32_t lanes_below(int64_t n) {
   return n >= 32 ? ~0u : (1u << n) - 1u;
 }
 
-// Where the recovery needs no check (the argument of recovered_input holds,
-// given a positive finite weight): x >= 0, or |x| >= kLowX and kLowY <= |y| <=
-// kHighY. Then x is a normal number, y = w * x was rounded on T's normal grid
-// (|y| >= 2 tiny), the remainder y - q * w of the float division does not
-// underflow (|y| >= 2^-101), and y did not overflow (|y| <= max / 2). The
-// factor 2 covers y's rounding: the bounds are compared with y before it.
-// (The 16-bit types test x's storage instead: ParityXRange.)
-template <class T>
+// Where float's recovery needs no check (the argument of recovered_input
+// holds, given a positive finite weight): x >= 0, or |x| >= kLowX and kLowY <=
+// |y| <= kHighY. Then x is a normal number, y = w * x was rounded on the
+// normal grid (|y| >= 2 tiny), the remainder y - q * w of the division does
+// not underflow (|y| >= 2^-101), and y did not overflow (|y| <= max / 2). The
+// factor 2 covers y's rounding: the bounds are compared with y before it. (The
+// 16-bit types test x's storage instead: ParityXRange.)
 struct SafeRange {
   static constexpr float kLowX = 0x1p-125f;
   static constexpr float kLowY = 0x1p-101f;
   static constexpr float kHighY = 0x1p127f;
 };
-template <>
-struct SafeRange<Half16> {
-  static constexpr float kLowX = 0x1p-14f;
-  static constexpr float kLowY = 0x1p-13f;
-  static constexpr float kHighY = 32752.0f;
-};
 
 // Where a vector of the 16-bit types finds its lanes' ParityXRange bounds
 // (kernel_table.h): per element, moving with the elements, or in a run of one
-// weight, kLanes copies of its one range. NoRanges: float's SafeRange.
+// weight, kLanes copies of its one range. NoRanges (float): SafeRange.
 struct RangesPerElement {
   const uint16_t* start;
   const uint16_t* span;
@@ -279,13 +272,12 @@ ACTX_ALWAYS_INLINE uint32_t parity_bits(
       return parity;
     }
   } else {
-    using R = SafeRange<T>;
     const uint32_t safe = in_range_bits(
         xv,
         y,
-        V::broadcast(R::kLowX),
-        V::broadcast(R::kLowY),
-        V::broadcast(R::kHighY));
+        V::broadcast(SafeRange::kLowX),
+        V::broadcast(SafeRange::kLowY),
+        V::broadcast(SafeRange::kHighY));
     if ((safe & all) == all) {
       return parity;
     }
@@ -447,11 +439,11 @@ bool forward_loop(
       const V param = V::broadcast(p[c]);
       auto params = [&](int64_t, int64_t) { return param; };
       if constexpr (kStorageRanges) {
-        uint16_t start[L];
-        uint16_t span[L];
-        std::fill_n(start, L, ranges.start[c]);
-        std::fill_n(span, L, ranges.span[c]);
-        run(i, len, params, false, RangesOfRun{start, span});
+        uint16_t run_start[L];
+        uint16_t run_span[L];
+        std::fill_n(run_start, L, ranges.start[c]);
+        std::fill_n(run_span, L, ranges.span[c]);
+        run(i, len, params, false, RangesOfRun{run_start, run_span});
       } else {
         run(i, len, params, false, NoRanges{});
       }

@@ -81,13 +81,3 @@ inline uint32_t recoverable_bits(VecBF x, VecBF recovered) {
   return recoverable_bits(x.v0, recovered.v0) |
       (recoverable_bits(x.v1, recovered.v1) << VecF::kLanes);
 }
-inline uint32_t in_range_bits(
-    VecBF x,
-    VecBF y,
-    VecBF x_low,
-    VecBF y_low,
-    VecBF y_high) {
-  return in_range_bits(x.v0, y.v0, x_low.v0, y_low.v0, y_high.v0) |
-      (in_range_bits(x.v1, y.v1, x_low.v1, y_low.v1, y_high.v1)
-       << VecF::kLanes);
-}
