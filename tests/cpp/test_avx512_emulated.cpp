@@ -117,6 +117,21 @@ inline simde__m512i add_epi32(simde__m512i a, simde__m512i b) {
   return simde_mm512_loadu_si512(x);
 }
 
+// 16-bit lanes (the parity range check subtracts storage bits), 256 or 512
+// bits.
+template <class V>
+inline V sub_epi16(V a, V b) {
+  constexpr int kLanes = sizeof(V) / sizeof(uint16_t);
+  uint16_t x[kLanes], y[kLanes];
+  std::memcpy(x, &a, sizeof a);
+  std::memcpy(y, &b, sizeof b);
+  for (int i = 0; i < kLanes; ++i) {
+    x[i] = static_cast<uint16_t>(x[i] - y[i]);
+  }
+  std::memcpy(&a, x, sizeof a);
+  return a;
+}
+
 inline simde__m512i mask_sub_epi32(
     simde__m512i src,
     simde__mmask16 k,
@@ -185,6 +200,10 @@ inline simde__mmask16 fpclass_ps_mask(simde__m512 v, int classes) {
 #define _mm512_add_epi32 emulated::add_epi32
 #undef _mm512_mask_sub_epi32
 #define _mm512_mask_sub_epi32 emulated::mask_sub_epi32
+#undef _mm512_sub_epi16
+#define _mm512_sub_epi16 emulated::sub_epi16<simde__m512i>
+#undef _mm256_sub_epi16
+#define _mm256_sub_epi16 emulated::sub_epi16<simde__m256i>
 // SIMDe has the function, but its native alias is misspelled (_mm512_...).
 #define _mm256_cmple_epu16_mask simde_mm256_cmple_epu16_mask
 
