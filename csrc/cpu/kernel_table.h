@@ -155,7 +155,7 @@ inline uint16_t storage_bits_near(double v) {
 }
 
 // The 16-bit x of a run of one weight w whose parity bits give x back without
-// a check: x's storage at most `nonnegative` (x >= +0, +inf included, NaN not:
+// a check: x's storage at most T's infinity (x >= +0, +inf included, NaN not:
 // y is x or +0), or x's storage less `start` at most `span` (16-bit unsigned
 // arithmetic): the x < 0 with |x| in [a, b], where a >= max(tiny, 4 tiny / w)
 // and, for w > 1, b <= max / (2 w). Then x is normal and y = w * x, rounded to
@@ -164,14 +164,13 @@ inline uint16_t storage_bits_near(double v) {
 // (parity_weight_supported). Any other weight gives the x >= +0 alone. Other
 // elements are recovered and compared.
 struct ParityXRange {
-  uint16_t nonnegative;
   uint16_t start;
   uint16_t span;
 };
 template <class T>
 inline ParityXRange parity_x_range(float w) {
   using S = StorageFormat<T>;
-  constexpr ParityXRange kNonNegative{S::kInfinity, 0, S::kInfinity};
+  constexpr ParityXRange kNonNegative{0, S::kInfinity};
   if (!(w >= 0x1p-126f && w <= 0x1p126f)) {
     return kNonNegative;
   }
@@ -187,17 +186,16 @@ inline ParityXRange parity_x_range(float w) {
   if (a > b) {
     return kNonNegative;
   }
-  return {
-      S::kInfinity,
-      static_cast<uint16_t>(0x8000 | a),
-      static_cast<uint16_t>(b - a)};
+  return {static_cast<uint16_t>(0x8000 | a), static_cast<uint16_t>(b - a)};
 }
+template <class T>
 inline bool in_parity_x_range(uint16_t x, ParityXRange r) {
-  return x <= r.nonnegative || static_cast<uint16_t>(x - r.start) <= r.span;
+  return x <= StorageFormat<T>::kInfinity ||
+      static_cast<uint16_t>(x - r.start) <= r.span;
 }
-// The weights' ParityXRange as two arrays parallel to the loops' weights (the
-// nonnegative bound is T's infinity): what the forward with parity bits of the
-// 16-bit types reads (ParityKernels::forward).
+// The weights' ParityXRange as two arrays parallel to the loops' weights: what
+// the forward with parity bits of the 16-bit types reads
+// (ParityKernels::forward).
 struct ParityXRanges {
   const uint16_t* start = nullptr;
   const uint16_t* span = nullptr;

@@ -168,7 +168,8 @@ inline __m128i at_most_u16(__m128i a, __m128i b) {
   return _mm_cmpeq_epi16(_mm_min_epu16(a, b), a);
 }
 // All ones in the lanes of 8 elements of 16-bit storage x in their
-// ParityXRange (kernel_table.h), whose bounds start at `start` and `span`.
+// ParityXRange (kernel_table.h), whose bounds start at `start` and `span`;
+// `nonnegative` is T's infinity.
 inline __m128i storage_safe_lanes_16(
     const void* x,
     const uint16_t* start,

@@ -147,7 +147,7 @@ inline uint32_t storage_low_bits(const Half16* p) {
 }
 // The lanes of 16 (32) elements of 16-bit storage x in their ParityXRange
 // (kernel_table.h), whose bounds start at `start` and `span`: the storage at
-// most `nonnegative`, or less start at most span (unsigned).
+// most `nonnegative` (T's infinity), or less start at most span (unsigned).
 inline uint32_t storage_safe_bits_16(
     const void* x,
     const uint16_t* start,

@@ -92,9 +92,7 @@ inline uint32_t storage_safe_bits(
     const uint16_t* span) {
   uint16_t b;
   std::memcpy(&b, x, sizeof b);
-  return in_parity_x_range(b, {StorageFormat<T>::kInfinity, *start, *span})
-      ? 1u
-      : 0u;
+  return in_parity_x_range<T>(b, {*start, *span}) ? 1u : 0u;
 }
 
 template <int kShift, bool kByReciprocal>
