@@ -288,7 +288,8 @@ at::Tensor prelu_forward(
     at::Tensor& recoverable) {
   check_floating_input(self, op, "self");
   if (kind == Bits::kParity) {
-    check_parity_dtype(self, op, "self");
+    // The private operator's own limit (autograd asks no float64 of it).
+    check_parity_dtype(self, "_prelu_with_parity", "self");
     recoverable = at::empty({}, self.options().dtype(at::kBool));
   }
   const DimVector weight_shape = prelu_weight_shape(self, weight, op);
@@ -861,12 +862,14 @@ std::tuple<at::Tensor, at::Tensor> bias_leaky_relu_backward(
 }
 
 // ---- The private operators: what the autograd kernels keep ----
-// (docs/memory.md). Their schemas are in api.cpp.
+// (docs/memory.md). Their schemas are in api.cpp. The forward ones run in
+// place of a public operator on the user's arguments, so their checks name
+// that operator (an error names what the user called).
 
 inline std::tuple<at::Tensor, at::Tensor> leaky_relu_with_mask_meta(
     const at::Tensor& self,
     const at::Scalar& negative_slope) {
-  detail::check_leaky_relu_args(self, negative_slope, "_leaky_relu_with_mask");
+  detail::check_leaky_relu_args(self, negative_slope, "leaky_relu");
   at::Tensor out = detail::empty_output(self);
   return {out, empty_bits(out)};
 }
@@ -941,8 +944,8 @@ at::Tensor leaky_relu_backward_from_mask(
 inline std::tuple<at::Tensor, at::Tensor> prelu_with_mask_meta(
     const at::Tensor& self,
     const at::Tensor& weight) {
-  check_floating_input(self, "_prelu_with_mask", "self");
-  prelu_weight_sym_shape(self, weight, "_prelu_with_mask");
+  check_floating_input(self, "prelu", "self");
+  prelu_weight_sym_shape(self, weight, "prelu");
   at::Tensor out = detail::empty_output(self);
   return {out, empty_bits(out)};
 }
@@ -953,16 +956,17 @@ std::tuple<at::Tensor, at::Tensor> prelu_with_mask(
     const at::Tensor& weight) {
   at::Tensor mask, no_verdict;
   at::Tensor out = detail::prelu_forward<Backend>(
-      self, weight, "_prelu_with_mask", Bits::kSign, mask, no_verdict);
+      self, weight, "prelu", Bits::kSign, mask, no_verdict);
   return {out, mask};
 }
 
 inline std::tuple<at::Tensor, at::Tensor, at::Tensor> prelu_with_parity_meta(
     const at::Tensor& self,
     const at::Tensor& weight) {
-  check_floating_input(self, "_prelu_with_parity", "self");
+  check_floating_input(self, "prelu", "self");
+  // The private operator's own limit (autograd asks no float64 of it).
   check_parity_dtype(self, "_prelu_with_parity", "self");
-  prelu_weight_sym_shape(self, weight, "_prelu_with_parity");
+  prelu_weight_sym_shape(self, weight, "prelu");
   at::Tensor out = detail::empty_output(self);
   return {out, empty_bits(out), at::empty({}, self.options().dtype(at::kBool))};
 }
@@ -973,7 +977,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> prelu_with_parity(
     const at::Tensor& weight) {
   at::Tensor parity, recoverable;
   at::Tensor out = detail::prelu_forward<Backend>(
-      self, weight, "_prelu_with_parity", Bits::kParity, parity, recoverable);
+      self, weight, "prelu", Bits::kParity, parity, recoverable);
   return {out, parity, recoverable};
 }
 
@@ -1023,13 +1027,7 @@ bias_leaky_relu_with_bits_meta(
     const std::optional<at::Scalar>& clamp,
     int64_t dim) {
   detail::check_bias_forward(
-      self,
-      bias,
-      negative_slope,
-      gain,
-      clamp,
-      dim,
-      "_bias_leaky_relu_with_bits");
+      self, bias, negative_slope, gain, clamp, dim, "bias_leaky_relu");
   at::Tensor out = detail::empty_output(self);
   at::Tensor sign = empty_bits(out);
   return {
@@ -1047,14 +1045,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> bias_leaky_relu_with_bits(
     const std::optional<at::Scalar>& clamp,
     int64_t dim) {
   return detail::bias_leaky_relu_forward<Backend>(
-      self,
-      bias,
-      negative_slope,
-      gain,
-      clamp,
-      dim,
-      "_bias_leaky_relu_with_bits",
-      true);
+      self, bias, negative_slope, gain, clamp, dim, "bias_leaky_relu", true);
 }
 
 namespace detail {

@@ -162,3 +162,20 @@ def test_failed_inplace_calls_leave_input_untouched():
         with pytest.raises(RuntimeError):
             actx.leaky_relu_(x, slope)
         assert torch.equal(x.detach(), before)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("masks", [True, False], ids=["bits", "input"])
+def test_errors_under_autograd_name_the_operator_called(dtype, masks):
+    # With a gradient to compute, autograd runs a private operator that also keeps bits for the
+    # backward; its argument errors still name the public operator the user called.
+    x = x4(dtype).requires_grad_()
+    calls = [
+        (lambda: actx.leaky_relu(x, 1j), "leaky_relu", "`negative_slope` to be a real number"),
+        (lambda: actx.prelu(x, torch.rand(4, dtype=dtype)), "prelu", "`weight` to have 1 element"),
+        (lambda: actx.bias_leaky_relu(x, torch.rand(5, dtype=dtype)), "bias_leaky_relu", "`bias` to have"),
+    ]
+    with torch_ext.backward_masks(masks):
+        for call, op, words in calls:
+            with pytest.raises(RuntimeError, match=f"^actx::{op}: expected {words}"):
+                call()
