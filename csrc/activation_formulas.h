@@ -8,6 +8,7 @@
 // value type V (a CPU instruction set's vectors, or CUDA's scalars) that
 // provides
 //   positive(V) -> M (x > 0, ordered), greater(V, V) -> M (a > b, ordered),
+//   not_less(V, V) -> M (!(a < b): a >= b, or either is NaN),
 //   either(M, M) -> M, select(M, V if_true, V if_false), zero_like(V),
 //   V * V, V + V, and (not for C++'s own scalars) V::broadcast; it may
 //   overload clamp_between (below).
@@ -149,8 +150,10 @@ struct PreluFormula {
 // products rounded as the composition add -> leaky_relu -> mul -> clamp rounds
 // them in float. Scalars: alpha (values[0]), gain (values[1]), c (values[2];
 // negative: no clamp). dL/dx = the chain rule through the same steps,
-// (g * gain) * alpha on the slope's branch, and 0 where the output was clamped
-// (torch.clamp's rule: c itself passes); dL/db sums dL/dx.
+// (g * gain) * alpha on the slope's branch, and 0 where the output was clamped:
+// only -c < v < c passes, so neither c itself nor NaN does (the minimum-norm
+// subgradient, torch.clamp's backward from torch 2.15, and NVlabs' kernel);
+// dL/db sums dL/dx.
 struct BiasLeakyReluFormula {
   static constexpr Formula kId = Formula::kBiasLeakyRelu;
   static constexpr bool kSaturation = true;
@@ -186,7 +189,7 @@ struct BiasLeakyReluFormula {
   template <class V, class M>
   ACTX_HOST_DEVICE static M saturated(V x, M s, V b, const Consts<V>& k) {
     const V v = scaled(x, s, b, k);
-    return either(greater(v, k.high), greater(k.low, v));
+    return either(not_less(v, k.high), not_less(k.low, v));
   }
   template <class V, class M>
   ACTX_HOST_DEVICE static V forward(V x, M s, V b, const Consts<V>& k) {

@@ -136,7 +136,8 @@ def _bias_leaky_relu_backward(grad_output: Tensor, self: Tensor, bias, negative_
     through_gain = grad_output.to(v.dtype) * gain
     d = torch.where(positive, through_gain, through_gain * negative_slope)
     if clamp is not None:
-        d = torch.where((v > clamp) | (v < -clamp), 0.0, d)
+        # Only -clamp < v < clamp passes (as actx's kernels: neither the bound nor NaN).
+        d = torch.where((v > -clamp) & (v < clamp), d, 0.0)
     if bias is None:
         return d.to(grad_output.dtype), grad_output.new_empty(0)
     dims = [k for k in range(self.dim()) if k != dim % self.dim()]

@@ -63,6 +63,9 @@ inline MaskF positive(VecF a) {
 inline MaskF greater(VecF a, VecF b) {
   return {_mm256_cmp_ps(a.v, b.v, _CMP_GT_OQ)};
 }
+inline MaskF not_less(VecF a, VecF b) {
+  return {_mm256_cmp_ps(a.v, b.v, _CMP_NLT_UQ)};
+}
 inline MaskF either(MaskF a, MaskF b) {
   return {_mm256_or_ps(a.m, b.m)};
 }
@@ -93,6 +96,9 @@ inline MaskD positive(VecD a) {
 }
 inline MaskD greater(VecD a, VecD b) {
   return {_mm256_cmp_pd(a.v, b.v, _CMP_GT_OQ)};
+}
+inline MaskD not_less(VecD a, VecD b) {
+  return {_mm256_cmp_pd(a.v, b.v, _CMP_NLT_UQ)};
 }
 inline MaskD either(MaskD a, MaskD b) {
   return {_mm256_or_pd(a.m, b.m)};

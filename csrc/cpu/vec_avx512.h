@@ -69,6 +69,9 @@ inline __mmask16 positive(VecF a) {
 inline __mmask16 greater(VecF a, VecF b) {
   return _mm512_cmp_ps_mask(a.v, b.v, _CMP_GT_OQ);
 }
+inline __mmask16 not_less(VecF a, VecF b) {
+  return _mm512_cmp_ps_mask(a.v, b.v, _CMP_NLT_UQ);
+}
 inline __mmask16 either(__mmask16 a, __mmask16 b) {
   return static_cast<__mmask16>(a | b);
 }
@@ -95,6 +98,9 @@ inline __mmask8 positive(VecD a) {
 }
 inline __mmask8 greater(VecD a, VecD b) {
   return _mm512_cmp_pd_mask(a.v, b.v, _CMP_GT_OQ);
+}
+inline __mmask8 not_less(VecD a, VecD b) {
+  return _mm512_cmp_pd_mask(a.v, b.v, _CMP_NLT_UQ);
 }
 inline __mmask8 either(__mmask8 a, __mmask8 b) {
   return static_cast<__mmask8>(a | b);

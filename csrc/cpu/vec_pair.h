@@ -44,6 +44,9 @@ inline MaskBF positive(VecBF a) {
 inline MaskBF greater(VecBF a, VecBF b) {
   return {greater(a.v0, b.v0), greater(a.v1, b.v1)};
 }
+inline MaskBF not_less(VecBF a, VecBF b) {
+  return {not_less(a.v0, b.v0), not_less(a.v1, b.v1)};
+}
 inline MaskBF either(MaskBF a, MaskBF b) {
   return {either(a.m0, b.m0), either(a.m1, b.m1)};
 }

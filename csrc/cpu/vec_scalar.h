@@ -50,6 +50,10 @@ template <class C>
 inline bool greater(Lane<C> a, Lane<C> b) {
   return a.v > b.v;
 }
+template <class C>
+inline bool not_less(Lane<C> a, Lane<C> b) {
+  return !(a.v < b.v);
+}
 inline bool either(bool a, bool b) {
   return a || b;
 }

@@ -41,6 +41,10 @@ template <class T>
 __host__ __device__ inline bool greater(T a, T b) {
   return a > b;
 }
+template <class T>
+__host__ __device__ inline bool not_less(T a, T b) {
+  return !(a < b);
+}
 __host__ __device__ inline bool either(bool a, bool b) {
   return a || b;
 }

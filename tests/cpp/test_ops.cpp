@@ -302,14 +302,15 @@ TEST(Actx, BiasLeakyReluGradientsToSecondOrder) {
       }
     }
   }
-  // The backward operator: both gradients in one call, 0 where clamped.
+  // The backward operator: both gradients in one call, 0 where clamped (only
+  // |v| < clamp passes).
   const auto g = sample({3, 4, 5, 2}, at::kDouble);
   const auto [gx, gb] =
       actx::bias_leaky_relu_backward(g, x0, b0, 0.2, 2.0, 0.5, 1);
   const auto v = bias_leaky_relu_reference(x0, b0, 0.2, 2.0, {});
   const auto t = x0 + b0.reshape({1, -1, 1, 1});
   const auto expected =
-      at::where(v.abs() > 0.5, 0.0, at::where(t > 0, g * 2.0, g * 2.0 * 0.2));
+      at::where(v.abs() < 0.5, at::where(t > 0, g * 2.0, g * 2.0 * 0.2), 0.0);
   expect_same_values(gx, expected);
   EXPECT_TRUE(at::allclose(gb, expected.sum(at::IntArrayRef{0, 2, 3})));
   EXPECT_NE(

@@ -41,8 +41,9 @@ def composition(x, bias, negative_slope, gain, clamp, dim):
 
 def reference_grads(s, grad_out):
     """dL/dx as actx defines it (the composition's chain rule in float: (g * gain) * alpha on the
-    slope's branch, 0 where clamped), rounded once; dL/db, the sums of those terms in float64, and
-    the sizes of the terms."""
+    slope's branch, 0 where clamped: wherever the value is not strictly within (-clamp, clamp), the
+    bounds and NaN included), rounded once; dL/db, the sums of those terms in float64, and the
+    sizes of the terms."""
     compute = torch.float64 if s.input.dtype == torch.float64 else torch.float32
     t = s.input.to(compute)
     shape = [1] * t.dim()
@@ -53,7 +54,7 @@ def reference_grads(s, grad_out):
     through_gain = grad_out.to(compute) * s.gain
     d = torch.where(t > 0, through_gain, through_gain * s.negative_slope)
     if s.clamp is not None:
-        d = torch.where((v > s.clamp) | (v < -s.clamp), 0.0, d)
+        d = torch.where((v > -s.clamp) & (v < s.clamp), d, 0.0)
     if s.bias is None:
         return d.to(s.input.dtype), None, None
     grad_bias = d.double().sum_to_size(shape).reshape(-1)
@@ -101,7 +102,7 @@ def test_float32_bias_with_a_half_input(dtype):
 @pytest.mark.parametrize("masks", [True, False], ids=["bits", "input"])
 def test_gradients_are_the_compositions_for_every_slope_and_gain(dtype, masks):
     g = generator(72)
-    for s in bias_leaky_relu_samples(dtype, g, specials=False):
+    for s in bias_leaky_relu_samples(dtype, g):
         x = s.input.detach().requires_grad_()
         b = None if s.bias is None else s.bias.detach().requires_grad_()
         with torch_ext.backward_masks(masks):
@@ -113,6 +114,32 @@ def test_gradients_are_the_compositions_for_every_slope_and_gain(dtype, masks):
         assert_same_values(actual[0], grad_input)
         if b is not None:
             assert_sum_close(actual[1], grad_bias.to(b.dtype), magnitude)
+
+
+@pytest.mark.usefixtures("capability")
+@pytest.mark.parametrize("masks", [True, False], ids=["bits", "input"])
+def test_special_values_get_the_gradient_of_torchs_composition(masks):
+    # NaN, +-inf and zeros through add -> leaky_relu -> mul -> clamp with torch's own backward: a
+    # NaN is not within the clamp's bounds, so torch.clamp passes it no gradient. At a bound
+    # (the zero clamp's +-0) torch 2.15 passes none either; 2.11-2.14 passed it, not actx.
+    specials = [math.nan, math.inf, -math.inf, 0.0, -0.0, 1e-40, -1e-40, 1.0, -1.0, 3.0, -3.0]
+    x = torch.tensor(specials * 3, dtype=torch.float64).reshape(1, 3, -1)
+    b = torch.tensor([0.0, 0.5, -math.inf], dtype=torch.float64)
+    g = torch.linspace(-2.0, 2.0, x.numel(), dtype=torch.float64).reshape(x.shape)
+    for slope, gain, clamp in BIAS_SETTINGS + [(0.2, 2**0.5, 0.0)]:
+        xt, bt = x.clone().requires_grad_(), b.clone().requires_grad_()
+        expected = torch.autograd.grad(composition(xt, bt, slope, gain, clamp, 1), (xt, bt), g)
+        if clamp is not None:
+            v = composition(x, b, slope, gain, None, 1)
+            grad_input = torch.where(v.abs() == clamp, 0.0, expected[0])
+            expected = (grad_input, grad_input.sum((0, 2)))  # dL/db sums dL/dx
+        xa, ba = x.clone().requires_grad_(), b.clone().requires_grad_()
+        with torch_ext.backward_masks(masks):
+            y = A.bias_leaky_relu(xa, ba, slope, gain, clamp, 1)
+        grad_input, grad_bias = torch.autograd.grad(y, (xa, ba), g)
+        # Equal values (the chain through a negative gain gives torch's zeros a sign; actx's are +0).
+        torch.testing.assert_close(grad_input, expected[0], rtol=0, atol=0, equal_nan=True)
+        assert_sum_close(grad_bias, expected[1], expected[0].abs().sum((0, 2)))
 
 
 def test_what_autograd_keeps_is_one_bit_per_element_two_with_a_clamp():
@@ -204,11 +231,16 @@ def test_torch_func_and_vmap():
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "opaque"])
 def test_compiled_equals_eager(fused):
     g = generator(76)
-    x = make_values((2, 8, 5, 4), torch.float32, g, specials=False).contiguous(memory_format=torch.channels_last)
+    # Special values (NaN, +-inf, zeros) and, in channel 0 (no bias there), 2 * 0.25 * 2: an output
+    # at the clamp itself, which passes no gradient.
+    x = make_values((2, 8, 5, 4), torch.float32, g).contiguous(memory_format=torch.channels_last)
+    x[:, 0, 0] = 0.25
     b = torch.randn(8, generator=g)
+    b[0] = 0.0
+    w = make_values(x.shape, torch.float32, g, specials=False)
 
     def f(x, b):
-        return torch_ext.bias_leaky_relu(x * 2, b, 0.2, 2**0.5, 1.2).square().sum()
+        return (torch_ext.bias_leaky_relu(x * 2, b, 0.2, 2.0, 1.0) * w).sum()
 
     xs, bs = (t.clone().requires_grad_() for t in (x, b))
     xc, bc = (t.clone().requires_grad_() for t in (x, b))
@@ -219,8 +251,9 @@ def test_compiled_equals_eager(fused):
         out_c.backward()
     out_e = f(xs, bs)
     out_e.backward()
-    torch.testing.assert_close(out_c, out_e)
+    torch.testing.assert_close(out_c, out_e, equal_nan=True)
     assert_same_values(xc.grad, xs.grad)
+    assert bool((xs.grad[:, 0, 0] == 0).all())
     torch.testing.assert_close(bc.grad, bs.grad)
 
 
