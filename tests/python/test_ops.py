@@ -261,6 +261,32 @@ def test_double_backward_matches_torch():
             torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("masks", [True, False], ids=["bits", "input"])
+def test_second_derivatives_at_zero_follow_the_first(masks):
+    # At x == 0 exactly torch's second derivatives of prelu count x as positive, also in the terms
+    # linear in the gradient and the weight, where its first derivatives take the slope's branch
+    # (grad_input = w * g there). actx's follow the first derivatives (docs/python.md), and equal
+    # torch's everywhere else.
+    x = torch.tensor([[-2.0, -0.0, 0.0, 3.0], [0.0, -1.0, 2.0, -0.0]], dtype=torch.float64)
+    w = torch.tensor([0.25, -0.5, 1.5, 0.75], dtype=torch.float64)
+    g = torch.tensor([[1.0, 2.0, -3.0, 0.5], [-1.5, 0.25, 4.0, -2.0]], dtype=torch.float64)
+    h_input = torch.tensor([[0.5, -1.0, 2.0, 1.0], [3.0, -0.5, 1.0, 0.25]], dtype=torch.float64)
+    h_weight = torch.tensor([1.0, -2.0, 0.5, 3.0], dtype=torch.float64)
+    seconds = []
+    for fn in (torch.ops.actx.prelu, F.prelu):
+        xx, ww = x.clone().requires_grad_(), w.clone().requires_grad_()
+        with torch_ext.backward_masks(masks):
+            gx, gw = torch.autograd.grad(fn(xx, ww), (xx, ww), g, create_graph=True)
+        seconds.append(torch.autograd.grad((gx * h_input).sum() + (gw * h_weight).sum(), (xx, ww)))
+    (d_x, d_w), (torch_d_x, _) = seconds
+    slope_side = x.le(0)  # x <= 0, -0.0 and 0.0 included, as the first derivatives have it
+    # grad_weight sums x * g on the slope's side; grad_input is w * g there.
+    assert torch.equal(d_x, torch.where(slope_side, g * h_weight, 0.0))
+    assert torch.equal(d_w, torch.where(slope_side, g * h_input, 0.0).sum(0))
+    away = x.ne(0)
+    assert torch.equal(d_x[away], torch_d_x[away])
+
+
 def reachable_nodes(*tensors):
     """Every node of the autograd graph behind `tensors`."""
     nodes, stack = [], [t.grad_fn for t in tensors]
