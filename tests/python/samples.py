@@ -185,6 +185,29 @@ def bias_leaky_relu_reference(x, bias, negative_slope, gain, clamp, dim) -> torc
     return v.to(x.dtype)
 
 
+def bias_leaky_relu_grads_reference(s: BiasSample, grad_out):
+    """dL/dx as actx defines it (the composition's chain rule in float: (g * gain) * alpha on the
+    slope's branch, 0 where clamped: wherever the value is not strictly within (-clamp, clamp), the
+    bounds and NaN included), rounded once; dL/db, the sums of those terms in float64, and the
+    sizes of the terms."""
+    compute = torch.float64 if s.input.dtype == torch.float64 else torch.float32
+    t = s.input.to(compute)
+    shape = [1] * t.dim()
+    if s.bias is not None:
+        shape[s.dim % t.dim()] = t.shape[s.dim]
+        t = t + s.bias.to(compute).reshape(shape)
+    v = torch.where(t > 0, t, t * s.negative_slope) * s.gain
+    through_gain = grad_out.to(compute) * s.gain
+    d = torch.where(t > 0, through_gain, through_gain * s.negative_slope)
+    if s.clamp is not None:
+        d = torch.where((v > -s.clamp) & (v < s.clamp), d, 0.0)
+    if s.bias is None:
+        return d.to(s.input.dtype), None, None
+    grad_bias = d.double().sum_to_size(shape).reshape(-1)
+    magnitude = d.double().abs().sum_to_size(shape).reshape(-1)
+    return d.to(s.input.dtype), grad_bias, magnitude
+
+
 def prelu_reference(x: torch.Tensor, w: torch.Tensor, w_view) -> torch.Tensor:
     """torch's formula, x > 0 ? x : w * x, rounded once to x's dtype (as torch's prelu does)."""
     compute = torch.float64 if x.dtype == torch.float64 else torch.float32

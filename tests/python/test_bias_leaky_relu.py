@@ -18,6 +18,7 @@ from samples import (
     DTYPES,
     assert_same_values,
     assert_sum_close,
+    bias_leaky_relu_grads_reference,
     bias_leaky_relu_reference,
     bias_leaky_relu_samples,
     generator,
@@ -37,29 +38,6 @@ def composition(x, bias, negative_slope, gain, clamp, dim):
         x = x + bias.reshape(shape)
     y = torch.nn.functional.leaky_relu(x, negative_slope) * gain
     return y if clamp is None else y.clamp(-clamp, clamp)
-
-
-def reference_grads(s, grad_out):
-    """dL/dx as actx defines it (the composition's chain rule in float: (g * gain) * alpha on the
-    slope's branch, 0 where clamped: wherever the value is not strictly within (-clamp, clamp), the
-    bounds and NaN included), rounded once; dL/db, the sums of those terms in float64, and the
-    sizes of the terms."""
-    compute = torch.float64 if s.input.dtype == torch.float64 else torch.float32
-    t = s.input.to(compute)
-    shape = [1] * t.dim()
-    if s.bias is not None:
-        shape[s.dim % t.dim()] = t.shape[s.dim]
-        t = t + s.bias.to(compute).reshape(shape)
-    v = torch.where(t > 0, t, t * s.negative_slope) * s.gain
-    through_gain = grad_out.to(compute) * s.gain
-    d = torch.where(t > 0, through_gain, through_gain * s.negative_slope)
-    if s.clamp is not None:
-        d = torch.where((v > -s.clamp) & (v < s.clamp), d, 0.0)
-    if s.bias is None:
-        return d.to(s.input.dtype), None, None
-    grad_bias = d.double().sum_to_size(shape).reshape(-1)
-    magnitude = d.double().abs().sum_to_size(shape).reshape(-1)
-    return d.to(s.input.dtype), grad_bias, magnitude
 
 
 @pytest.mark.usefixtures("capability")
@@ -110,7 +88,7 @@ def test_gradients_are_the_compositions_for_every_slope_and_gain(dtype, masks):
         grad_out = make_values(x.shape, dtype, g, specials=False)
         inputs = (x,) if b is None else (x, b)
         actual = torch.autograd.grad(y, inputs, grad_out)
-        grad_input, grad_bias, magnitude = reference_grads(s, grad_out)
+        grad_input, grad_bias, magnitude = bias_leaky_relu_grads_reference(s, grad_out)
         assert_same_values(actual[0], grad_input)
         if b is not None:
             assert_sum_close(actual[1], grad_bias.to(b.dtype), magnitude)

@@ -14,9 +14,12 @@ import torch_ext
 from samples import (
     BIAS_SETTINGS,
     DTYPES,
+    LAYOUTS,
     SLOPES,
+    BiasSample,
     assert_same_values,
     assert_sum_close,
+    bias_leaky_relu_grads_reference,
     bias_leaky_relu_reference,
     make_values,
     prelu_grad_input_reference,
@@ -44,18 +47,15 @@ def random_shape(rng):
 
 
 def random_layout(rng, t):
-    """t, or a tensor of the same values laid out otherwise: dims permuted in memory, every other
-    element of a wider tensor, or one slice expanded."""
-    kind = rng.choice(["contiguous", "permuted", "sliced", "expanded"]) if t.dim() >= 2 else "contiguous"
-    if kind == "permuted":
+    """t, or a tensor of the same values laid out otherwise: its dims in a random order in memory,
+    or one of samples.LAYOUTS (t where that layout does not apply)."""
+    kind = rng.choice(["permuted", *LAYOUTS])
+    if kind == "permuted" and t.dim() >= 2:
         order = list(range(t.dim()))
         rng.shuffle(order)
         return t.permute(order).contiguous().permute([order.index(d) for d in range(t.dim())])
-    if kind == "sliced":
-        return torch.cat([t, t], dim=-1)[..., ::2]
-    if kind == "expanded" and t.shape[-1] > 1:
-        return t[..., :1].expand(t.shape)
-    return t
+    laid_out = LAYOUTS.get(kind, lambda t: None)(t)
+    return t if laid_out is None else laid_out
 
 
 def random_cases(seed):
@@ -108,32 +108,18 @@ def test_random_bias_leaky_relu(seed):
         dim = rng.randrange(-x.dim(), x.dim())
         bias = torch.randn(x.shape[dim], generator=gen, dtype=torch.float64).to(bias_dtype)
         bias = bias if rng.random() < 0.8 else None
+        sample = BiasSample(x, bias, slope, gain, clamp, dim, "random")
         xr = x.detach().requires_grad_()
         br = None if bias is None else bias.detach().requires_grad_()
         y = A.bias_leaky_relu(xr, br, slope, gain, clamp, dim)
-        assert_same_values(y, bias_leaky_relu_reference(x, bias, slope, gain, clamp, dim))
+        assert_same_values(y, bias_leaky_relu_reference(*sample.args()))
         if y.numel() == 0:
             continue
-        # dL/dx by the composition's chain rule in float, 0 where clamped (-c < v < c passes).
-        compute = torch.float64 if x.dtype == torch.float64 else torch.float32
-        t = x.to(compute)
-        view = [1] * x.dim()
-        view[dim % x.dim()] = -1
-        if bias is not None:
-            t = t + bias.to(compute).reshape(view)
-        v = torch.where(t > 0, t, t * slope) * gain
-        through_gain = grad.to(compute) * gain
-        d = torch.where(t > 0, through_gain, through_gain * slope)
-        if clamp is not None:
-            d = torch.where((v > -clamp) & (v < clamp), d, 0.0)
-        inputs = (xr,) if br is None else (xr, br)
-        grads = torch.autograd.grad(y, inputs, grad)
-        assert_same_values(grads[0], d.to(x.dtype))
+        grad_input, grad_bias, magnitude = bias_leaky_relu_grads_reference(sample, grad)
+        grads = torch.autograd.grad(y, (xr,) if br is None else (xr, br), grad)
+        assert_same_values(grads[0], grad_input)
         if br is not None:
-            dims = [k for k in range(x.dim()) if k != dim % x.dim()]
-            terms = d.double().sum(dims) if dims else d.double()  # sum([]) would sum every dim
-            magnitude = d.double().abs().sum(dims) if dims else d.double().abs()
-            assert_sum_close(grads[1], terms.to(grads[1].dtype), magnitude)
+            assert_sum_close(grads[1], grad_bias.to(br.dtype), magnitude)
 
 
 @pytest.mark.usefixtures("capability")
