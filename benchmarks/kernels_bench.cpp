@@ -114,6 +114,40 @@ void prelu_backward(benchmark::State& state, const KernelTable* table) {
   state.SetBytesProcessed(state.iterations() * 3 * n * int64_t(sizeof(T)));
 }
 
+// The forward of a training step: prelu also writing the parity bits that its
+// backward reads.
+template <class T>
+void prelu_forward_with_parity(
+    benchmark::State& state,
+    const KernelTable* table) {
+  const int64_t n = state.range(0) / sizeof(T);
+  const auto x = random_values<T>(n);
+  std::vector<T> out(n);
+  std::vector<uint8_t> parity((n + 7) / 8);
+  const std::vector<compute_t<T>> w(kChannels, compute_t<T>(0.25));
+  std::vector<uint16_t> start(kChannels);
+  std::vector<uint16_t> range_span(kChannels);
+  if constexpr (actx::cpu::kRecoverByReciprocal<T>) {
+    actx::cpu::fill_parity_x_ranges<T>(
+        w.data(), kChannels, start.data(), range_span.data());
+  }
+  const Span span = span_of(state, n);
+  for (auto _ : state) {
+    const bool recovered = actx::cpu::parity_kernels_for<T>(*table)->forward(
+        x.data(),
+        w.data(),
+        {start.data(), range_span.data()},
+        out.data(),
+        parity.data(),
+        span);
+    benchmark::DoNotOptimize(recovered);
+    benchmark::DoNotOptimize(out.data());
+    benchmark::DoNotOptimize(parity.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * 2 * n * int64_t(sizeof(T)));
+}
+
 void copy(benchmark::State& state) {
   const int64_t bytes = state.range(0);
   const std::vector<char> src(bytes, 1);
@@ -143,6 +177,11 @@ void register_dtype(
           ->Args({bytes, layout});
       benchmark::RegisterBenchmark(
           (name + "/prelu_backward").c_str(), prelu_backward<T>, table)
+          ->Args({bytes, layout});
+      benchmark::RegisterBenchmark(
+          (name + "/prelu_forward_with_parity").c_str(),
+          prelu_forward_with_parity<T>,
+          table)
           ->Args({bytes, layout});
     }
   }
