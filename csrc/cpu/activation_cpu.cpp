@@ -39,9 +39,13 @@ constexpr int64_t kGrain = 32768;
 constexpr int64_t kMinRun = 64;
 // ...so they become per-element weights, a pattern repeated to at least this
 // length and to a multiple of kLanesMax, so that its runs end on whole vectors
-// at every level. Longer patterns cost more than their runs save: their
-// weights are loaded along with the data (docs/benchmarks.md).
+// at every level. In the plain loops longer patterns cost more than their runs
+// save: their weights are loaded along with the data (docs/benchmarks.md).
 constexpr int64_t kMinPeriod = 64;
+// The forwards that also write bits pay more per run (their bit words, prelu's
+// ranges of x), so rows of fewer channels than this (channels_last) join into
+// a pattern at least this long.
+constexpr int64_t kMinPeriodWithBits = 1024;
 constexpr int64_t kLanesMax = 32;
 // The most per-element weights built that way.
 constexpr int64_t kMaxExpandedWeights = int64_t{1} << 20;
@@ -88,11 +92,27 @@ const acc_t* weights_as_compute_type(
   return converted.data();
 }
 
-// x: a tensor of the call's input dtype.
+// How many times prepare_weights repeats the pattern of `period` = channels *
+// inner weights, to at least min_period elements and a multiple of kLanesMax;
+// 0 where runs are long enough as they are.
+int64_t pattern_repeat(int64_t channels, int64_t inner, int64_t min_period) {
+  const int64_t period = channels * inner;
+  const bool short_runs = inner > 1 ? inner < kMinRun : channels < min_period;
+  if (!short_runs || period > kMaxExpandedWeights) {
+    return 0;
+  }
+  const int64_t step = kLanesMax / std::gcd(period, kLanesMax);
+  return ceil_div(std::max<int64_t>(1, ceil_div(min_period, period)), step) *
+      step;
+}
+
+// x: a tensor of the call's input dtype. Short runs of weights become a
+// pattern of at least min_period per-element weights.
 template <class scalar_t, class acc_t>
 void prepare_weights(
     const Params& params,
     const at::Tensor& x,
+    int64_t min_period,
     LoopWeights<acc_t>& lw) {
   if (!params.per_channel.defined()) {
     lw.slope = canonical(params.scalar.to<acc_t>());
@@ -105,15 +125,16 @@ void prepare_weights(
   const int64_t channels = params.channels;
   const int64_t inner = params.inner;
   const int64_t period = channels * inner;
-  const bool short_runs = inner > 1 ? inner < kMinRun : channels < kMinPeriod;
-  lw.expanded = short_runs && period <= kMaxExpandedWeights;
+  int64_t repeat = pattern_repeat(channels, inner, min_period);
+  if (min_period > kMinPeriod && period * repeat > 2 * min_period) {
+    // Channel counts with few factors of two make long patterns, whose loads
+    // cost more than their runs save: the plain loops' pattern instead.
+    repeat = pattern_repeat(channels, inner, kMinPeriod);
+  }
+  lw.expanded = repeat > 0;
   if (lw.expanded) {
     // Element i uses w[(i / inner) % channels] == expanded[i % (period *
     // repeat)].
-    const int64_t step = kLanesMax / std::gcd(period, kLanesMax);
-    const int64_t repeat =
-        ceil_div(std::max<int64_t>(1, ceil_div(kMinPeriod, period)), step) *
-        step;
     std::vector<acc_t> expanded(period * repeat);
     for (size_t j = 0; j < expanded.size(); ++j) {
       expanded[j] = canonical(w[(static_cast<int64_t>(j) / inner) % channels]);
@@ -191,7 +212,11 @@ struct CpuBackend {
           using T = typename StorageOf<scalar_t>::type;
           using acc_t = compute_t<T>;
           LoopWeights<acc_t> lw;
-          prepare_weights<scalar_t>(call.params, call.x, lw);
+          prepare_weights<scalar_t>(
+              call.params,
+              call.x,
+              call.bits == Bits::kNone ? kMinPeriod : kMinPeriodWithBits,
+              lw);
           const auto* x =
               reinterpret_cast<const T*>(call.x.const_data_ptr<scalar_t>());
           auto* out = reinterpret_cast<T*>(call.y.data_ptr<scalar_t>());
@@ -269,7 +294,8 @@ struct CpuBackend {
           using T = typename StorageOf<scalar_t>::type;
           using acc_t = compute_t<T>;
           LoopWeights<acc_t> lw;
-          prepare_weights<scalar_t>(call.params, call.grad_output, lw);
+          prepare_weights<scalar_t>(
+              call.params, call.grad_output, kMinPeriod, lw);
           auto data = [](const at::Tensor& t) {
             return t.defined()
                 ? reinterpret_cast<const T*>(t.const_data_ptr<scalar_t>())

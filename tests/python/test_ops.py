@@ -331,13 +331,15 @@ def test_node_creation_hooks_see_every_actx_node(masks):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 def test_channels_last_weight_gradient_matches_float64_at_every_thread_count(capability, dtype):
     # Channels_last: every element has its own weight (a row of C, or a pattern of short rows
-    # expanded), and the weight gradient is summed down the rows, chunk by chunk (32768 elements,
-    # so chunks cut rows). Channel counts below one vector, ending rows in a partial vector, and
-    # spanning many vectors; from x and from parity bits; the same bits at every thread count.
+    # expanded: to 64 elements, and to 1024 in the forward with parity bits, unless the pattern
+    # would pass 2048), and the weight gradient is summed down the rows, chunk by chunk (32768
+    # elements, so chunks cut rows and patterns). Channel counts below one vector, ending rows in a
+    # partial vector, and spanning many vectors; from x and from parity bits; the same bits at
+    # every thread count, forward and backward.
     g = generator(31)
     threads = torch.get_num_threads()
     try:
-        for channels in (3, 5, 24, 64, 100, 200, 1000):
+        for channels in (3, 5, 24, 63, 64, 65, 100, 200, 1000):
             batch = max(2, 3 * 32768 // (channels * 9 * 13))
             x = make_values((batch, channels, 9, 13), dtype, g, specials=False)
             x = x.contiguous(memory_format=torch.channels_last)
@@ -349,9 +351,13 @@ def test_channels_last_weight_gradient_matches_float64_at_every_thread_count(cap
             expected_gx = prelu_grad_input_reference(x, grad, w.reshape(-1, 1, 1))
             expected_gw = weight_grad_reference(x, grad, (1, channels, 1, 1), (channels,))
             magnitude = weight_grad_magnitude(x, grad, (1, channels, 1, 1), (channels,))
+            assert_same_values(y, F.prelu(x, w))
             first = None
             for n in (1, 2, 3):
                 torch.set_num_threads(n)
+                again = torch.ops.actx._prelu_with_parity(x, w)
+                assert_same_values(again[0], y)
+                assert torch.equal(again[1], parity) and torch.equal(again[2], recoverable)
                 results = [torch.ops.actx.prelu_backward(grad, x, w)]
                 if recoverable.item():
                     results.append(torch.ops.actx._prelu_backward_from_parity(grad, parity, y, w))
