@@ -148,6 +148,50 @@ void prelu_forward_with_parity(
   state.SetBytesProcessed(state.iterations() * 2 * n * int64_t(sizeof(T)));
 }
 
+// Its backward, with x recovered from the output and the parity bits.
+template <class T>
+void prelu_backward_from_parity(
+    benchmark::State& state,
+    const KernelTable* table) {
+  const int64_t n = state.range(0) / sizeof(T);
+  const auto x = random_values<T>(n);
+  const auto g = random_values<T>(n);
+  std::vector<T> y(n);
+  std::vector<uint8_t> parity((n + 7) / 8);
+  std::vector<T> gx(n);
+  const std::vector<compute_t<T>> w(kChannels, compute_t<T>(0.25));
+  std::vector<compute_t<T>> gw(kChannels);
+  std::vector<uint16_t> start(kChannels);
+  std::vector<uint16_t> range_span(kChannels);
+  if constexpr (actx::cpu::kRecoverByReciprocal<T>) {
+    actx::cpu::fill_parity_x_ranges<T>(
+        w.data(), kChannels, start.data(), range_span.data());
+  }
+  const Span span = span_of(state, n);
+  const auto* kernels = actx::cpu::parity_kernels_for<T>(*table);
+  kernels->forward(
+      x.data(),
+      w.data(),
+      {start.data(), range_span.data()},
+      y.data(),
+      parity.data(),
+      span);
+  for (auto _ : state) {
+    kernels->backward(
+        g.data(),
+        parity.data(),
+        y.data(),
+        w.data(),
+        gx.data(),
+        gw.data(),
+        span);
+    benchmark::DoNotOptimize(gx.data());
+    benchmark::DoNotOptimize(gw.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * 3 * n * int64_t(sizeof(T)));
+}
+
 void copy(benchmark::State& state) {
   const int64_t bytes = state.range(0);
   const std::vector<char> src(bytes, 1);
@@ -181,6 +225,11 @@ void register_dtype(
       benchmark::RegisterBenchmark(
           (name + "/prelu_forward_with_parity").c_str(),
           prelu_forward_with_parity<T>,
+          table)
+          ->Args({bytes, layout});
+      benchmark::RegisterBenchmark(
+          (name + "/prelu_backward_from_parity").c_str(),
+          prelu_backward_from_parity<T>,
           table)
           ->Args({bytes, layout});
     }
