@@ -42,10 +42,11 @@ constexpr int64_t kMinRun = 64;
 // at every level. In the plain loops longer patterns cost more than their runs
 // save: their weights are loaded along with the data (docs/benchmarks.md).
 constexpr int64_t kMinPeriod = 64;
-// The forwards that also write bits pay more per run (their bit words, prelu's
-// ranges of x), so rows of fewer channels than this (channels_last) join into
-// a pattern at least this long.
-constexpr int64_t kMinPeriodWithBits = 1024;
+// prelu's forward with parity bits pays more per run (its bit words, the ranges
+// of x), so rows of fewer channels than this (channels_last) join into a
+// pattern at least this long. (The forward with sign bits and the backwards
+// were slower with it: docs/benchmarks.md.)
+constexpr int64_t kMinParityPeriod = 1024;
 constexpr int64_t kLanesMax = 32;
 // The most per-element weights built that way.
 constexpr int64_t kMaxExpandedWeights = int64_t{1} << 20;
@@ -215,7 +216,7 @@ struct CpuBackend {
           prepare_weights<scalar_t>(
               call.params,
               call.x,
-              call.bits == Bits::kNone ? kMinPeriod : kMinPeriodWithBits,
+              call.bits == Bits::kParity ? kMinParityPeriod : kMinPeriod,
               lw);
           const auto* x =
               reinterpret_cast<const T*>(call.x.const_data_ptr<scalar_t>());
