@@ -114,35 +114,56 @@ void prelu_backward(benchmark::State& state, const KernelTable* table) {
   state.SetBytesProcessed(state.iterations() * 3 * n * int64_t(sizeof(T)));
 }
 
-// The forward of a training step: prelu also writing the parity bits that its
-// backward reads.
+// prelu's forward with parity bits (the forward of a training step) on n
+// elements: its input, weights and the 16-bit types' ranges of x, and what it
+// writes.
 template <class T>
-void prelu_forward_with_parity(
-    benchmark::State& state,
-    const KernelTable* table) {
-  const int64_t n = state.range(0) / sizeof(T);
-  const auto x = random_values<T>(n);
-  std::vector<T> out(n);
-  std::vector<uint8_t> parity((n + 7) / 8);
-  const std::vector<compute_t<T>> w(kChannels, compute_t<T>(0.25));
-  std::vector<uint16_t> start(kChannels);
-  std::vector<uint16_t> range_span(kChannels);
-  if constexpr (actx::cpu::kRecoverByReciprocal<T>) {
-    actx::cpu::fill_parity_x_ranges<T>(
-        w.data(), kChannels, start.data(), range_span.data());
+struct ParityForward {
+  const KernelTable* table;
+  Span span;
+  std::vector<T> x;
+  std::vector<compute_t<T>> w;
+  std::vector<uint16_t> start;
+  std::vector<uint16_t> range_span;
+  std::vector<T> out;
+  std::vector<uint8_t> parity;
+
+  ParityForward(const benchmark::State& state, const KernelTable* t, int64_t n)
+      : table(t),
+        span(span_of(state, n)),
+        x(random_values<T>(n)),
+        w(kChannels, compute_t<T>(0.25)),
+        start(kChannels),
+        range_span(kChannels),
+        out(n),
+        parity((n + 7) / 8) {
+    if constexpr (actx::cpu::kRecoverByReciprocal<T>) {
+      actx::cpu::fill_parity_x_ranges<T>(
+          w.data(), kChannels, start.data(), range_span.data());
+    }
   }
-  const Span span = span_of(state, n);
-  for (auto _ : state) {
-    const bool recovered = actx::cpu::parity_kernels_for<T>(*table)->forward(
+  bool run() {
+    return actx::cpu::parity_kernels_for<T>(*table)->forward(
         x.data(),
         w.data(),
         {start.data(), range_span.data()},
         out.data(),
         parity.data(),
         span);
+  }
+};
+
+template <class T>
+void prelu_forward_with_parity(
+    benchmark::State& state,
+    const KernelTable* table) {
+  const int64_t n = state.range(0) / sizeof(T);
+  ParityForward<T> f(state, table, n);
+  for (auto _ : state) {
+    const bool recovered = f.run();
     benchmark::DoNotOptimize(recovered);
-    benchmark::DoNotOptimize(out.data());
-    benchmark::DoNotOptimize(parity.data());
+    benchmark::DoNotOptimize(f.out.data());
+    benchmark::DoNotOptimize(f.parity.data());
     benchmark::ClobberMemory();
   }
   state.SetBytesProcessed(state.iterations() * 2 * n * int64_t(sizeof(T)));
@@ -154,37 +175,20 @@ void prelu_backward_from_parity(
     benchmark::State& state,
     const KernelTable* table) {
   const int64_t n = state.range(0) / sizeof(T);
-  const auto x = random_values<T>(n);
+  ParityForward<T> f(state, table, n);
+  f.run();
   const auto g = random_values<T>(n);
-  std::vector<T> y(n);
-  std::vector<uint8_t> parity((n + 7) / 8);
   std::vector<T> gx(n);
-  const std::vector<compute_t<T>> w(kChannels, compute_t<T>(0.25));
   std::vector<compute_t<T>> gw(kChannels);
-  std::vector<uint16_t> start(kChannels);
-  std::vector<uint16_t> range_span(kChannels);
-  if constexpr (actx::cpu::kRecoverByReciprocal<T>) {
-    actx::cpu::fill_parity_x_ranges<T>(
-        w.data(), kChannels, start.data(), range_span.data());
-  }
-  const Span span = span_of(state, n);
-  const auto* kernels = actx::cpu::parity_kernels_for<T>(*table);
-  kernels->forward(
-      x.data(),
-      w.data(),
-      {start.data(), range_span.data()},
-      y.data(),
-      parity.data(),
-      span);
   for (auto _ : state) {
-    kernels->backward(
+    actx::cpu::parity_kernels_for<T>(*table)->backward(
         g.data(),
-        parity.data(),
-        y.data(),
-        w.data(),
+        f.parity.data(),
+        f.out.data(),
+        f.w.data(),
         gx.data(),
         gw.data(),
-        span);
+        f.span);
     benchmark::DoNotOptimize(gx.data());
     benchmark::DoNotOptimize(gw.data());
     benchmark::ClobberMemory();
