@@ -225,6 +225,17 @@ struct SafeRange {
   static constexpr float kHighY = 0x1p127f;
 };
 
+// The lanes of float x with output y (before rounding) in SafeRange.
+template <class V>
+inline uint32_t safe_range_bits(V x, V y) {
+  return in_range_bits(
+      x,
+      y,
+      V::broadcast(SafeRange::kLowX),
+      V::broadcast(SafeRange::kLowY),
+      V::broadcast(SafeRange::kHighY));
+}
+
 // Where a vector of the 16-bit types finds its lanes' ParityXRange bounds
 // (kernel_table.h): per element, moving with the elements, or in a run of one
 // weight, kLanes copies of its one range. NoRanges (float): SafeRange.
@@ -272,13 +283,7 @@ ACTX_ALWAYS_INLINE uint32_t parity_bits(
       return parity;
     }
   } else {
-    const uint32_t safe = in_range_bits(
-        xv,
-        y,
-        V::broadcast(SafeRange::kLowX),
-        V::broadcast(SafeRange::kLowY),
-        V::broadcast(SafeRange::kHighY));
-    if ((safe & all) == all) {
+    if ((safe_range_bits(xv, y) & all) == all) {
       return parity;
     }
   }
@@ -286,6 +291,68 @@ ACTX_ALWAYS_INLINE uint32_t parity_bits(
   const uint32_t ok =
       recoverable_bits(xv, recovered_input<T>(stored, a, parity));
   bad |= ~ok & all;
+  return parity;
+}
+
+// The lowest storage bits and the ParityXRange bits (16-bit types) of 64
+// elements, bit k: element k; from the per-vector functions, where a level has
+// no wider ones (vec_avx512.h reads 32 16-bit lanes at a time).
+template <class T>
+inline uint64_t storage_low_bits64(const T* p) {
+  constexpr int64_t L = Vec<T>::kLanes;
+  uint64_t bits = 0;
+  for (int64_t j = 0; j < 64; j += L) {
+    bits |= static_cast<uint64_t>(storage_low_bits(p + j)) << j;
+  }
+  return bits;
+}
+template <class T>
+inline uint64_t storage_safe_bits64(
+    const T* x,
+    const uint16_t* start,
+    const uint16_t* span) {
+  constexpr int64_t L = Vec<T>::kLanes;
+  uint64_t bits = 0;
+  for (int64_t j = 0; j < 64; j += L) {
+    bits |= static_cast<uint64_t>(storage_safe_bits(x + j, start + j, span + j))
+        << j;
+  }
+  return bits;
+}
+
+// parity_bits for the 64 elements at xp, whose outputs were stored at op with
+// weights param(j, n) for elements j to j + n; `safe`, float's lanes in
+// SafeRange (the 16-bit types test their storage against `range` here). One
+// branch for the 64: a vector with a lane outside the safe range is recovered
+// from its stored output and compared.
+template <class T, class Param, class Range>
+ACTX_ALWAYS_INLINE uint64_t parity_bits64(
+    const T* xp,
+    const T* op,
+    Param param,
+    Range range,
+    uint64_t safe,
+    uint32_t& bad) {
+  using V = Vec<T>;
+  constexpr int64_t L = V::kLanes;
+  const uint64_t parity = storage_low_bits64(xp);
+  if constexpr (!std::is_same_v<Range, NoRanges>) {
+    safe = storage_safe_bits64(xp, range.start, range.span);
+  }
+  if (__builtin_expect(safe != ~uint64_t{0}, 0)) {
+    const uint32_t all = lanes_below(L);
+    for (int64_t j = 0; j < 64; j += L) {
+      if (((safe >> j) & all) != all) {
+        const uint32_t ok = recoverable_bits(
+            load_in_order(xp + j),
+            recovered_input<T>(
+                load_in_order(op + j),
+                param(j, L),
+                static_cast<uint32_t>(parity >> j)));
+        bad |= ~ok & all;
+      }
+    }
+  }
   return parity;
 }
 
@@ -334,6 +401,7 @@ bool forward_loop(
       for (; k0 + 64 <= len; k0 += 64) {
         uint64_t word = 0;
         uint64_t sat_word = 0;
+        uint64_t safe = 0; // float's lanes in SafeRange (kParity)
         for (int64_t j = 0; j < 64; j += L) {
           const V xv = load_in_order(xi + k0 + j);
           const auto m = F::sign(xv, param(k0 + j, L), k);
@@ -347,18 +415,20 @@ bool forward_loop(
           }
           const V yv = F::forward(xv, m, param(k0 + j, L), k);
           store_in_order(oi + k0 + j, yv);
-          if constexpr (kBits == Bits::kParity) {
-            word |= static_cast<uint64_t>(parity_bits<T>(
-                        xi + k0 + j,
-                        oi + k0 + j,
-                        xv,
-                        yv,
-                        param(k0 + j, L),
-                        L,
-                        range.at(k0 + j),
-                        bad))
-                << j;
+          if constexpr (
+              kBits == Bits::kParity &&
+              std::is_same_v<decltype(range), NoRanges>) {
+            safe |= static_cast<uint64_t>(safe_range_bits(xv, yv)) << j;
           }
+        }
+        if constexpr (kBits == Bits::kParity) {
+          word = parity_bits64(
+              xi + k0,
+              oi + k0,
+              [&](int64_t j, int64_t n) { return param(k0 + j, n); },
+              range.at(k0),
+              safe,
+              bad);
         }
         bits.append64(word);
         if constexpr (kSat) {
@@ -439,10 +509,11 @@ bool forward_loop(
       const V param = V::broadcast(p[c]);
       auto params = [&](int64_t, int64_t) { return param; };
       if constexpr (kStorageRanges) {
-        uint16_t run_start[L];
-        uint16_t run_span[L];
-        std::fill_n(run_start, L, ranges.start[c]);
-        std::fill_n(run_span, L, ranges.span[c]);
+        // For parity_bits64's 64 elements (a vector's kLanes are fewer).
+        uint16_t run_start[64];
+        uint16_t run_span[64];
+        std::fill_n(run_start, 64, ranges.start[c]);
+        std::fill_n(run_span, 64, ranges.span[c]);
         run(i, len, params, false, RangesOfRun{run_start, run_span});
       } else {
         run(i, len, params, false, NoRanges{});

@@ -197,6 +197,35 @@ def test_subnormal_outputs_are_not_recoverable():
     assert not bool(A._prelu_with_parity(torch.tensor([[-1.0e30]]), torch.tensor([1e10]))[2])  # overflow
 
 
+def overflowing_input(dtype) -> tuple[float, torch.Tensor]:
+    """A slope and a negative x of the dtype, its parity bit 1, whose product overflows."""
+    slope, magnitude = {torch.float32: (1e10, 1e30), torch.float16: (1.7001953125, 38560.0)}.get(dtype, (2.0, 3.0e38))
+    storage = torch.tensor([-magnitude]).to(dtype).view(STORAGE[dtype]) | 1
+    value = storage.view(dtype)
+    assert torch.isinf((value.float() * slope).to(dtype)).all() and bool(storage & 1)
+    return slope, value
+
+
+@pytest.mark.usefixtures("capability")
+@pytest.mark.parametrize("dtype", PARITY_DTYPES)
+@pytest.mark.parametrize("layout", ["one weight", "per element"])
+def test_one_unrecoverable_element_is_found_at_every_position(dtype, layout):
+    """The loops check 64 elements at a time (one branch where a lane is outside the safe range),
+    then vectors, then a partial vector: one overflowing x among 129 recoverable ones, at each
+    position, is found, and its neighbours keep their parity bits."""
+    slope, value = overflowing_input(dtype)
+    n = 129
+    w = torch.full((1,) if layout == "one weight" else (n,), slope).to(dtype)
+    for position in range(n):
+        x = -torch.linspace(0.5, 1.5, n).to(dtype)
+        x[position] = value[0]
+        x = x.reshape(1, 1, n) if layout == "one weight" else x.reshape(1, n)
+        y, parity, recoverable = A._prelu_with_parity(x, w)
+        assert not bool(recoverable), position
+        assert torch.equal(parity, parity_reference(x)), position
+        assert_same_values(y, torch.nn.functional.prelu(x, w))
+
+
 @pytest.mark.usefixtures("capability")
 @pytest.mark.parametrize("dtype", PARITY_DTYPES)
 @pytest.mark.parametrize("layout", ["one weight", "per element", "weight apart"])
@@ -204,10 +233,7 @@ def test_an_output_that_overflowed_is_not_recoverable(dtype, layout):
     """w * x past the dtype's range is stored as -inf; the step towards x's parity bit, when that
     bit is 1, turns -inf into a NaN, which the check once took for a NaN x: the call was called
     recoverable and the weight gradient came out NaN."""
-    slope, magnitude = {torch.float32: (1e10, 1e30), torch.float16: (1.7001953125, 38560.0)}.get(dtype, (2.0, 3.0e38))
-    storage = torch.tensor([-magnitude]).to(dtype).view(STORAGE[dtype]) | 1
-    value = storage.view(dtype)
-    assert torch.isinf((value.float() * slope).to(dtype)).all() and bool(storage & 1)
+    slope, value = overflowing_input(dtype)
     if layout == "one weight":  # runs of one weight (kernels)
         x, w, view = value.reshape(1, 1, 1).expand(1, 1, 64), torch.tensor([slope]), (1, 1, 1)
     elif layout == "per element":  # one weight per element (kernels)
