@@ -72,6 +72,13 @@ Span span_of(const benchmark::State& state, int64_t n) {
                              : Span{kChannels, n / kChannels, 0, n};
 }
 
+// The forward with parity bits as the operator runs it: channels_last's 64
+// weights repeated to a pattern of kMinParityPeriod (activation_cpu.cpp).
+Span parity_span_of(const benchmark::State& state, int64_t n) {
+  return state.range(1) == 1 ? Span{actx::cpu::kMinParityPeriod, 1, 0, n}
+                             : span_of(state, n);
+}
+
 template <class T>
 void forward(benchmark::State& state, const KernelTable* table) {
   const int64_t n = state.range(0) / sizeof(T);
@@ -130,16 +137,16 @@ struct ParityForward {
 
   ParityForward(const benchmark::State& state, const KernelTable* t, int64_t n)
       : table(t),
-        span(span_of(state, n)),
+        span(parity_span_of(state, n)),
         x(random_values<T>(n)),
-        w(kChannels, compute_t<T>(0.25)),
-        start(kChannels),
-        range_span(kChannels),
+        w(span.channels, compute_t<T>(0.25)),
+        start(span.channels),
+        range_span(span.channels),
         out(n),
         parity((n + 7) / 8) {
     if constexpr (actx::cpu::kRecoverByReciprocal<T>) {
       actx::cpu::fill_parity_x_ranges<T>(
-          w.data(), kChannels, start.data(), range_span.data());
+          w.data(), span.channels, start.data(), range_span.data());
     }
   }
   bool run() {
@@ -169,7 +176,9 @@ void prelu_forward_with_parity(
   state.SetBytesProcessed(state.iterations() * 2 * n * int64_t(sizeof(T)));
 }
 
-// Its backward, with x recovered from the output and the parity bits.
+// Its backward, with x recovered from the output and the parity bits, over
+// 64 channels' weights as the operator's backward reads them (the pattern of
+// the other loops).
 template <class T>
 void prelu_backward_from_parity(
     benchmark::State& state,
@@ -185,10 +194,10 @@ void prelu_backward_from_parity(
         g.data(),
         f.parity.data(),
         f.out.data(),
-        f.w.data(),
+        f.w.data(), // the first 64 of the forward's equal weights
         gx.data(),
         gw.data(),
-        f.span);
+        span_of(state, n));
     benchmark::DoNotOptimize(gx.data());
     benchmark::DoNotOptimize(gw.data());
     benchmark::ClobberMemory();

@@ -41,12 +41,8 @@ constexpr int64_t kMinRun = 64;
 // length and to a multiple of kLanesMax, so that its runs end on whole vectors
 // at every level. In the plain loops longer patterns cost more than their runs
 // save: their weights are loaded along with the data (docs/benchmarks.md).
+// (ParityKernels' forward asks for kMinParityPeriod: kernel_table.h.)
 constexpr int64_t kMinPeriod = 64;
-// prelu's forward with parity bits pays more per run (its bit words, the ranges
-// of x), so rows of fewer channels than this (channels_last) join into a
-// pattern at least this long. (The forward with sign bits and the backwards
-// were slower with it: docs/benchmarks.md.)
-constexpr int64_t kMinParityPeriod = 1024;
 constexpr int64_t kLanesMax = 32;
 // The most per-element weights built that way.
 constexpr int64_t kMaxExpandedWeights = int64_t{1} << 20;

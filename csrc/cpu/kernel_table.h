@@ -213,6 +213,13 @@ inline void fill_parity_x_ranges(
   }
 }
 
+// ParityKernels' forward pays more per run of per-element weights than the
+// other loops (its bit words, the ranges of x), so the caller repeats the
+// weights of rows of fewer channels than this (channels_last) to a pattern at
+// least this long. (The forward with sign bits and the backwards were slower
+// with it: docs/benchmarks.md.)
+constexpr int64_t kMinParityPeriod = 1024;
+
 // prelu's parity bits (the lowest bit of x[i]'s storage), with which the
 // backward recovers x from the output where the weight is positive
 // (activation_kernel.h, recovered_input). None for double, whose quotients
