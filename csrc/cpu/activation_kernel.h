@@ -295,29 +295,39 @@ ACTX_ALWAYS_INLINE uint32_t parity_bits(
 }
 
 // The lowest storage bits and the ParityXRange bits (16-bit types) of 64
-// elements, bit k: element k; from the per-vector functions, where a level has
-// no wider ones (vec_avx512.h reads 32 16-bit lanes at a time).
+// elements, bit k: element k: the level's wider functions for the 16-bit types
+// (kStorageBits64; a float16 vector holds 8 or 16 lanes), else the per-vector
+// ones.
 template <class T>
 inline uint64_t storage_low_bits64(const T* p) {
-  constexpr int64_t L = Vec<T>::kLanes;
-  uint64_t bits = 0;
-  for (int64_t j = 0; j < 64; j += L) {
-    bits |= static_cast<uint64_t>(storage_low_bits(p + j)) << j;
+  if constexpr (kStorageBits64 && sizeof(T) == 2) {
+    return storage_low_bits64_16(p);
+  } else {
+    constexpr int64_t L = Vec<T>::kLanes;
+    uint64_t bits = 0;
+    for (int64_t j = 0; j < 64; j += L) {
+      bits |= static_cast<uint64_t>(storage_low_bits(p + j)) << j;
+    }
+    return bits;
   }
-  return bits;
 }
 template <class T>
 inline uint64_t storage_safe_bits64(
     const T* x,
     const uint16_t* start,
     const uint16_t* span) {
-  constexpr int64_t L = Vec<T>::kLanes;
-  uint64_t bits = 0;
-  for (int64_t j = 0; j < 64; j += L) {
-    bits |= static_cast<uint64_t>(storage_safe_bits(x + j, start + j, span + j))
-        << j;
+  if constexpr (kStorageBits64) {
+    return storage_safe_bits64_16(x, start, span);
+  } else {
+    constexpr int64_t L = Vec<T>::kLanes;
+    uint64_t bits = 0;
+    for (int64_t j = 0; j < 64; j += L) {
+      bits |=
+          static_cast<uint64_t>(storage_safe_bits(x + j, start + j, span + j))
+          << j;
+    }
+    return bits;
   }
-  return bits;
 }
 
 // parity_bits for the 64 elements at xp, whose outputs were stored at op with

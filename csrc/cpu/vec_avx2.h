@@ -206,6 +206,62 @@ inline uint32_t storage_safe_bits(
       storage_safe_lanes_16(x + 8, start + 8, span + 8, kInfinity));
 }
 
+// storage_low_bits and storage_safe_bits of 64 16-bit elements, 16 lanes per
+// instruction, for activation_kernel.h's storage_low_bits64 and
+// storage_safe_bits64.
+constexpr bool kStorageBits64 = true;
+// The sign bits of two vectors of 16 lanes, packed to bytes (per 128-bit lane:
+// a's 8, b's 8) and put back in element order.
+inline uint32_t sign_bits_32(__m256i a, __m256i b) {
+  const __m256i packed = _mm256_permute4x64_epi64(
+      _mm256_packs_epi16(a, b), _MM_SHUFFLE(3, 1, 2, 0));
+  return static_cast<uint32_t>(_mm256_movemask_epi8(packed));
+}
+inline uint64_t storage_low_bits64_16(const void* p) {
+  uint64_t bits = 0;
+  for (int64_t j = 0; j < 64; j += 32) {
+    const auto* q = static_cast<const __m256i*>(p) + j / 16;
+    bits |= static_cast<uint64_t>(sign_bits_32(
+                _mm256_slli_epi16(_mm256_loadu_si256(q), 15),
+                _mm256_slli_epi16(_mm256_loadu_si256(q + 1), 15)))
+        << j;
+  }
+  return bits;
+}
+// All ones in the lanes of 16 elements of 16-bit storage x in their
+// ParityXRange (storage_safe_lanes_16's test).
+template <class T>
+inline __m256i storage_safe_lanes_16x16(
+    const T* x,
+    const uint16_t* start,
+    const uint16_t* span) {
+  const auto load = [](const void* p) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  };
+  const __m256i v = load(x);
+  const auto at_most = [](__m256i a, __m256i b) {
+    return _mm256_cmpeq_epi16(_mm256_min_epu16(a, b), a);
+  };
+  return _mm256_or_si256(
+      at_most(v, _mm256_set1_epi16(StorageFormat<T>::kInfinity)),
+      at_most(_mm256_sub_epi16(v, load(start)), load(span)));
+}
+template <class T>
+inline uint64_t storage_safe_bits64_16(
+    const T* x,
+    const uint16_t* start,
+    const uint16_t* span) {
+  uint64_t bits = 0;
+  for (int64_t j = 0; j < 64; j += 32) {
+    bits |= static_cast<uint64_t>(sign_bits_32(
+                storage_safe_lanes_16x16(x + j, start + j, span + j),
+                storage_safe_lanes_16x16(
+                    x + j + 16, start + j + 16, span + j + 16)))
+        << j;
+  }
+  return bits;
+}
+
 template <int kShift, bool kByReciprocal>
 inline VecF recover_negative(VecF y, VecF w, uint32_t parity) {
   __m256i bits;

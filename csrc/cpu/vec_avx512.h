@@ -174,8 +174,9 @@ inline uint32_t storage_safe_bits(
   return storage_safe_bits_16(x, start, span, StorageFormat<Half16>::kInfinity);
 }
 // storage_low_bits and storage_safe_bits of 64 16-bit elements, 32 lanes per
-// instruction (activation_kernel.h's storage_low_bits64 and
-// storage_safe_bits64 for Half16 and BFloat16).
+// instruction, for activation_kernel.h's storage_low_bits64 and
+// storage_safe_bits64.
+constexpr bool kStorageBits64 = true;
 inline uint64_t storage_low_bits64_16(const void* p) {
   const auto* q = static_cast<const __m512i*>(p);
   const __m512i one = _mm512_set1_epi16(1);
@@ -205,24 +206,6 @@ inline uint64_t storage_safe_bits64_16(
       (static_cast<uint64_t>(
            storage_safe_bits32_16(x + 32, start + 32, span + 32, kInfinity))
        << 32);
-}
-inline uint64_t storage_low_bits64(const Half16* p) {
-  return storage_low_bits64_16(p);
-}
-inline uint64_t storage_low_bits64(const BFloat16* p) {
-  return storage_low_bits64_16(p);
-}
-inline uint64_t storage_safe_bits64(
-    const Half16* x,
-    const uint16_t* start,
-    const uint16_t* span) {
-  return storage_safe_bits64_16(x, start, span);
-}
-inline uint64_t storage_safe_bits64(
-    const BFloat16* x,
-    const uint16_t* start,
-    const uint16_t* span) {
-  return storage_safe_bits64_16(x, start, span);
 }
 
 // The x <= 0 with y = w * x rounded to a storage type whose lowest bit is bit

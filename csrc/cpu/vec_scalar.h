@@ -87,6 +87,9 @@ template <class T>
 inline uint32_t storage_low_bits(const T* p) {
   return low_bit(*p);
 }
+// No wider storage_low_bits64 and storage_safe_bits64 than
+// activation_kernel.h's loops over these.
+constexpr bool kStorageBits64 = false;
 // 16-bit types: whether the element is in its ParityXRange, whose bounds are
 // *start and *span.
 template <class T>
