@@ -238,7 +238,8 @@ inline uint32_t safe_range_bits(V x, V y) {
 
 // Where a vector of the 16-bit types finds its lanes' ParityXRange bounds
 // (kernel_table.h): per element, moving with the elements, or in a run of one
-// weight, kLanes copies of its one range. NoRanges (float): SafeRange.
+// weight, 64 copies of its one range (parity_bits64 reads 64 elements' bounds).
+// NoRanges (float): SafeRange.
 struct RangesPerElement {
   const uint16_t* start;
   const uint16_t* span;
@@ -519,7 +520,7 @@ bool forward_loop(
       const V param = V::broadcast(p[c]);
       auto params = [&](int64_t, int64_t) { return param; };
       if constexpr (kStorageRanges) {
-        // For parity_bits64's 64 elements (a vector's kLanes are fewer).
+        // RangesOfRun: 64 copies.
         uint16_t run_start[64];
         uint16_t run_span[64];
         std::fill_n(run_start, 64, ranges.start[c]);
