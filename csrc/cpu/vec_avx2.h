@@ -228,23 +228,26 @@ inline uint64_t storage_low_bits64_16(const void* p) {
   }
   return bits;
 }
+// All ones in the 16-bit lanes where a <= b, unsigned (at_most_u16's test).
+inline __m256i at_most_u16x16(__m256i a, __m256i b) {
+  return _mm256_cmpeq_epi16(_mm256_min_epu16(a, b), a);
+}
+inline __m256i load_si256(const void* p) {
+  return _mm256_loadu_si256(static_cast<const __m256i*>(p));
+}
 // All ones in the lanes of 16 elements of 16-bit storage x in their
-// ParityXRange (storage_safe_lanes_16's test).
+// ParityXRange (storage_safe_lanes_16's test). (Helper functions, not
+// lambdas: GCC 12 warned that such a lambda returned an AVX vector without AVX
+// enabled, the file's target pragma not applying to it.)
 template <class T>
 inline __m256i storage_safe_lanes_16x16(
     const T* x,
     const uint16_t* start,
     const uint16_t* span) {
-  const auto load = [](const void* p) {
-    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  };
-  const __m256i v = load(x);
-  const auto at_most = [](__m256i a, __m256i b) {
-    return _mm256_cmpeq_epi16(_mm256_min_epu16(a, b), a);
-  };
+  const __m256i v = load_si256(x);
   return _mm256_or_si256(
-      at_most(v, _mm256_set1_epi16(StorageFormat<T>::kInfinity)),
-      at_most(_mm256_sub_epi16(v, load(start)), load(span)));
+      at_most_u16x16(v, _mm256_set1_epi16(StorageFormat<T>::kInfinity)),
+      at_most_u16x16(_mm256_sub_epi16(v, load_si256(start)), load_si256(span)));
 }
 template <class T>
 inline uint64_t storage_safe_bits64_16(
